@@ -1,0 +1,209 @@
+//! One client connection: its socket, what phase it is in, and its output
+//! buffer. The socket is registered once for read and write readiness
+//! (edge-triggered, as sozu does): a writable edge only fires after a write
+//! hit `WouldBlock`, so permanent write interest costs no wakeups and saves
+//! two `epoll_ctl` calls per short write. `writable` remembers the last edge.
+//!
+//! Memory per connection is the point of the design: an idle stream holds no
+//! heap at all (its buffers are released when empty); only a stream whose
+//! socket is full holds the unsent rest of one event plus small control frames.
+
+use std::io::{self, Read, Write};
+
+use mio::net::TcpStream;
+
+use crate::http::{BodyDecoder, RequestHead};
+use crate::timer::TimerId;
+
+/// Above this much unsent output a connection stops reading requests until
+/// its client reads (pipelining without reading cannot grow memory).
+pub const OUT_HIGH_WATER: usize = 64 * 1024;
+
+/// An HTTP connection's buffers keep up to this capacity between requests.
+const HTTP_BUF_KEEP: usize = 16 * 1024;
+
+#[derive(Debug)]
+pub struct Conn {
+    pub socket: TcpStream,
+    pub generation: u32,
+    pub phase: Phase,
+    /// Bytes not yet written; `out_pos` of them already went out.
+    pub out: Vec<u8>,
+    pub out_pos: usize,
+    /// The last write readiness seen: false after `WouldBlock` until the next
+    /// writable edge.
+    pub writable: bool,
+    /// Close once `out` is flushed (errors, `Connection: close`, stream end).
+    pub close_after_flush: bool,
+    /// The peer closed its side; finish what it asked for, then close.
+    pub peer_closed: bool,
+    /// Header or idle deadline (ms); the timer re-checks it when it fires.
+    pub deadline_ms: u64,
+    /// The armed timer and the time it fires.
+    pub timer: Option<(TimerId, u64)>,
+}
+
+#[derive(Debug)]
+pub enum Phase {
+    /// Reading requests and writing responses.
+    Http(HttpState),
+    /// Sending a log as events; no more requests are read.
+    Stream(StreamState),
+}
+
+#[derive(Debug, Default)]
+pub struct HttpState {
+    /// Input not yet parsed (a partial head, or requests held back while the
+    /// output is over [`OUT_HIGH_WATER`]).
+    pub buf: Vec<u8>,
+    /// How much of `buf` was already scanned for the end of a head.
+    pub scanned: usize,
+    /// Discarding the body of `pending`.
+    pub body: Option<BodyDecoder>,
+    pub pending: Option<Box<RequestHead>>,
+    /// Some bytes of a request head arrived (a timeout then earns a 408).
+    pub head_started: bool,
+    /// Requests answered on this connection.
+    pub requests: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct StreamState {
+    /// Key of the [`crate::logs::tail::Tail`] it follows.
+    pub tail: usize,
+    /// File offset this stream has sent (or is sending, in `out`) up to.
+    pub offset: u64,
+    /// Its index in the tail's `streams`.
+    pub index: usize,
+    /// Waiting in the reactor's catch-up queue.
+    pub queued: bool,
+}
+
+/// How a socket operation ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Everything asked was done.
+    Done,
+    /// The socket is full (write) or empty (read); wait for the next edge.
+    WouldBlock,
+    /// The peer is gone (EOF, reset, broken pipe): close quietly.
+    Closed,
+}
+
+impl Conn {
+    pub fn new(socket: TcpStream, generation: u32, deadline_ms: u64) -> Conn {
+        Conn {
+            socket,
+            generation,
+            phase: Phase::Http(HttpState::default()),
+            out: Vec::new(),
+            out_pos: 0,
+            writable: true,
+            close_after_flush: false,
+            peer_closed: false,
+            deadline_ms,
+            timer: None,
+        }
+    }
+
+    pub fn has_output(&self) -> bool {
+        self.out_pos < self.out.len()
+    }
+
+    pub fn stream(&self) -> Option<&StreamState> {
+        match &self.phase {
+            Phase::Stream(s) => Some(s),
+            Phase::Http(_) => None,
+        }
+    }
+
+    pub fn stream_mut(&mut self) -> Option<&mut StreamState> {
+        match &mut self.phase {
+            Phase::Stream(s) => Some(s),
+            Phase::Http(_) => None,
+        }
+    }
+
+    /// Writes as much of `out` as the socket takes; returns bytes written too.
+    pub fn flush(&mut self) -> (Flow, usize) {
+        let mut written = 0;
+        while self.out_pos < self.out.len() {
+            match self.socket.write(&self.out[self.out_pos..]) {
+                Ok(0) => return (Flow::Closed, written),
+                Ok(n) => {
+                    self.out_pos += n;
+                    written += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.writable = false;
+                    return (Flow::WouldBlock, written);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return (closed(&e), written),
+            }
+        }
+        self.release_output();
+        (Flow::Done, written)
+    }
+
+    /// Empties `out`, keeping a little capacity for HTTP connections and
+    /// none for streams (an idle stream must cost no heap).
+    fn release_output(&mut self) {
+        self.out_pos = 0;
+        let keep = matches!(self.phase, Phase::Http(_)) && self.out.capacity() <= HTTP_BUF_KEEP;
+        if keep {
+            self.out.clear();
+        } else {
+            self.out = Vec::new();
+        }
+    }
+
+    /// Writes `bytes` straight to the socket (only when `out` is empty, so
+    /// order is kept); returns how many went out.
+    pub fn write_direct(&mut self, bytes: &[u8]) -> (Flow, usize) {
+        debug_assert!(!self.has_output());
+        let mut written = 0;
+        while written < bytes.len() {
+            match self.socket.write(&bytes[written..]) {
+                Ok(0) => return (Flow::Closed, written),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.writable = false;
+                    return (Flow::WouldBlock, written);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return (closed(&e), written),
+            }
+        }
+        (Flow::Done, written)
+    }
+
+    /// One read into `buf`: `Ok(n)` bytes, or how the read ended.
+    pub fn read_some(&mut self, buf: &mut [u8]) -> Result<usize, Flow> {
+        loop {
+            match self.socket.read(buf) {
+                Ok(0) => return Err(Flow::Closed),
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(Flow::WouldBlock),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(closed(&e)),
+            }
+        }
+    }
+
+    /// Drops the HTTP input buffer's capacity if it grew large.
+    pub fn trim_input(&mut self) {
+        if let Phase::Http(h) = &mut self.phase {
+            if h.buf.is_empty() && h.buf.capacity() > HTTP_BUF_KEEP {
+                h.buf = Vec::new();
+            }
+        }
+    }
+}
+
+/// Every socket error ends the connection; resets are the peer leaving and
+/// are logged at debug by the caller, not treated as daemon errors.
+fn closed(e: &io::Error) -> Flow {
+    log::trace!("socket error: {e}");
+    Flow::Closed
+}

@@ -1,0 +1,42 @@
+//! # logcast: `tail -f` over Server-Sent Events, for tens of thousands of clients
+//!
+//! A tour of the architecture, in the order a request travels:
+//!
+//! - [`config`] turns command-line flags into a validated [`config::Config`];
+//!   errors name the flag. [`main`](../logcast/index.html) is a thin shell
+//!   that maps errors to exit codes.
+//! - [`server`] is the reactor: one thread, one `mio::Poll`, the only caller of
+//!   `Poll::poll` and of the clock. It owns the connection slab, the
+//!   [`timer::TimerWheel`] and the log engine, and dispatches readiness events
+//!   and expired timers. [`supervisor`] runs several reactors as processes.
+//! - [`conn`] is one connection: its socket, its phase (reading HTTP requests,
+//!   or streaming a log) and its small bounded output buffer.
+//! - [`http`] parses request heads with `httparse`, decodes and discards bodies,
+//!   and formats responses. Pure: no I/O, so it is tested byte by byte.
+//! - [`routes`] maps a parsed request to what the server must do.
+//! - [`logs`] is the engine: ids and the log directory, shared [`logs::tail`]s
+//!   that poll each followed file once per tick and frame new lines once,
+//!   simulated [`logs::writer`]s, and [`stream`] which fans frames out to every
+//!   stream at the tail's offset and lets streams that fell behind catch up from
+//!   the file itself: backpressure is a byte offset, never a queue.
+//! - [`sse`] frames lines as events (WHATWG HTML, "Server-sent events"). Pure.
+//! - [`timer`] is a hierarchical timing wheel: the single source of timed work
+//!   (writes, polls, heartbeats, timeouts). Pure: time is passed in.
+//! - [`metrics`] counts, and renders the Prometheus text format.
+#![deny(unsafe_code)]
+
+pub mod clock;
+pub mod config;
+pub mod conn;
+pub mod http;
+pub mod json;
+pub mod listener;
+pub mod logs;
+pub mod metrics;
+pub mod routes;
+pub mod server;
+pub mod sse;
+pub mod stream;
+pub mod supervisor;
+pub mod sys;
+pub mod timer;

@@ -1,0 +1,350 @@
+//! HTTP connections on the reactor: reading (into the shared scratch
+//! buffer), parsing as many pipelined requests as arrived, answering them in
+//! order into one output buffer flushed with one write, and the endpoints
+//! themselves. A connection whose client does not read its responses stops
+//! being read once its output passes [`OUT_HIGH_WATER`].
+
+use std::io;
+
+use mio::event::Event;
+
+use super::{Server, Timer};
+use crate::conn::{Flow, Phase, OUT_HIGH_WATER};
+use crate::http::request::find_head_end;
+use crate::http::response::{self, HTML, JSON, TEXT};
+use crate::http::{parse_head, BodyDecoder, BodyProgress, HttpError, Method, RequestHead, Response, MAX_HEAD};
+use crate::routes::{self, Endpoint};
+use crate::stream::Opened;
+
+/// The page, embedded in the binary (SPEC section 3, `GET /`).
+const PAGE: &str = include_str!("../page/index.html");
+
+/// The page needs nothing from anywhere but its own origin.
+const PAGE_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+impl Server {
+    pub(crate) fn conn_event(&mut self, key: usize, event: &Event) {
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        if event.is_writable() {
+            conn.writable = true;
+        }
+        match conn.phase {
+            Phase::Http(_) => self.http_ready(key),
+            Phase::Stream(_) => self.stream_event(key, event),
+        }
+    }
+
+    /// Flushes, reads and answers until the socket would block.
+    fn http_ready(&mut self, key: usize) {
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else { return };
+            if conn.has_output() {
+                let (flow, n) = conn.flush();
+                self.metrics.bytes_sent += n as u64;
+                if flow == Flow::Closed {
+                    return self.close(key);
+                }
+            }
+            let Some(conn) = self.conns.get_mut(key) else { return };
+            if conn.close_after_flush || conn.peer_closed {
+                if !conn.has_output() {
+                    self.close(key);
+                }
+                return;
+            }
+            if !matches!(conn.phase, Phase::Http(_)) {
+                return self.stream_started(key);
+            }
+            if conn.out.len() >= OUT_HIGH_WATER {
+                return; // wait for the client to read
+            }
+            if !self.read_requests(key) {
+                // Nothing more to read; answer what is buffered and stop.
+                if let Some(conn) = self.conns.get_mut(key) {
+                    if conn.has_output() && conn.writable {
+                        continue;
+                    }
+                    if conn.peer_closed && !conn.has_output() {
+                        self.close(key);
+                    }
+                }
+                return;
+            }
+        }
+    }
+
+    /// One read and the requests it completes. Returns false when the socket
+    /// had nothing (or the peer closed).
+    fn read_requests(&mut self, key: usize) -> bool {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let Some(conn) = self.conns.get_mut(key) else { return false };
+        let result = conn.read_some(&mut scratch);
+        let progressed = match result {
+            Ok(n) => {
+                self.feed(key, &scratch[..n]);
+                true
+            }
+            Err(Flow::Closed) => {
+                conn.peer_closed = true;
+                false
+            }
+            Err(_) => false,
+        };
+        self.scratch = scratch;
+        progressed
+    }
+
+    /// Appends input to whatever was left over and parses from the start.
+    fn feed(&mut self, key: usize, input: &[u8]) {
+        let Some(Phase::Http(h)) = self.conns.get_mut(key).map(|c| &mut c.phase) else { return };
+        if h.buf.is_empty() {
+            let used = self.process(key, input);
+            self.keep_leftover(key, &input[used..]);
+        } else {
+            h.buf.extend_from_slice(input);
+            let buf = std::mem::take(&mut h.buf);
+            let used = self.process(key, &buf);
+            self.keep_leftover(key, &buf[used..]);
+        }
+    }
+
+    fn keep_leftover(&mut self, key: usize, rest: &[u8]) {
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        if let Phase::Http(h) = &mut conn.phase {
+            h.buf.clear();
+            h.buf.extend_from_slice(rest);
+        }
+        conn.trim_input();
+    }
+
+    /// Answers every complete request at the start of `input`; returns how
+    /// many bytes were used. Stops at a partial head, a stream, an error, or
+    /// when the output is over its high-water mark.
+    fn process(&mut self, key: usize, input: &[u8]) -> usize {
+        let mut pos = 0;
+        loop {
+            let head_deadline = self.now_ms() + self.config.header_timeout_ms;
+            let Some(conn) = self.conns.get_mut(key) else { return input.len() };
+            if conn.close_after_flush || conn.out.len() >= OUT_HIGH_WATER {
+                return if conn.close_after_flush { input.len() } else { pos };
+            }
+            let Phase::Http(h) = &mut conn.phase else { return input.len() };
+            let rest = &input[pos..];
+            if let Some(decoder) = &mut h.body {
+                match decoder.feed(rest) {
+                    Ok(BodyProgress::NeedMore) => return input.len(),
+                    Ok(BodyProgress::Done(n)) => {
+                        pos += n;
+                        h.body = None;
+                        if let Some(head) = h.pending.take() {
+                            self.dispatch(key, &head);
+                        }
+                    }
+                    Err(e) => {
+                        self.reject(key, &e);
+                        return input.len();
+                    }
+                }
+                continue;
+            }
+            if rest.is_empty() {
+                return pos;
+            }
+            if !h.head_started {
+                h.head_started = true;
+                conn.deadline_ms = head_deadline;
+                self.arm_conn_timer(key);
+            }
+            match self.next_head(key, rest) {
+                Ok(Some(n)) => pos += n,
+                Ok(None) => return pos,
+                Err(e) => {
+                    self.reject(key, &e);
+                    return input.len();
+                }
+            }
+        }
+    }
+
+    /// Parses one head from `rest` and answers it (or starts its body).
+    /// `Ok(None)`: the head is not complete yet.
+    fn next_head(&mut self, key: usize, rest: &[u8]) -> Result<Option<usize>, HttpError> {
+        let Some(Phase::Http(h)) = self.conns.get_mut(key).map(|c| &mut c.phase) else { return Ok(None) };
+        if find_head_end(rest, h.scanned).is_none() {
+            if rest.len() > MAX_HEAD {
+                return Err(HttpError::HeadTooLarge);
+            }
+            h.scanned = rest.len();
+            return Ok(None);
+        }
+        let Some((head, n)) = parse_head(rest)? else { return Ok(None) };
+        h.scanned = 0;
+        h.head_started = false;
+        match BodyDecoder::new(head.body)? {
+            Some(decoder) => {
+                h.body = Some(decoder);
+                h.pending = Some(Box::new(head));
+            }
+            None => self.dispatch(key, &head),
+        }
+        Ok(Some(n))
+    }
+
+    /// A request that cannot be answered: its error, and the connection closes.
+    fn reject(&mut self, key: usize, e: &HttpError) {
+        log::debug!("conn {key}: {e}");
+        self.metrics.count_request(None, e.status());
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        Response::error(e.status(), &e.to_string()).closing().write_to(&mut conn.out, false);
+        conn.close_after_flush = true;
+    }
+
+    /// Runs the endpoint a request names and queues its response.
+    fn dispatch(&mut self, key: usize, head: &RequestHead) {
+        let response = match routes::route(head) {
+            Err(response) => response,
+            Ok(Endpoint::Page { .. }) => page(),
+            Ok(Endpoint::Healthz) => Response::new(200, TEXT, &b"ok"[..]),
+            Ok(Endpoint::Metrics) => self.metrics_response(),
+            Ok(Endpoint::ListLogs) => self.list_logs(),
+            Ok(Endpoint::CreateLog { duration_s }) => self.create_log(duration_s),
+            Ok(Endpoint::LogInfo { id }) => self.log_info(&id),
+            Ok(Endpoint::Stream(req)) => match self.open_stream(key, &req) {
+                Some(response) => response,
+                None => return self.count(head, 200),
+            },
+        };
+        self.respond(key, head, response);
+    }
+
+    fn count(&mut self, head: &RequestHead, status: u16) {
+        self.metrics.count_request(Some(&head.method), status);
+    }
+
+    /// Queues a response; keep-alive connections get their idle deadline.
+    fn respond(&mut self, key: usize, head: &RequestHead, mut response: Response) {
+        self.count(head, response.status);
+        let idle_deadline = self.now_ms() + self.config.idle_timeout_ms;
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        if !head.keep_alive {
+            response.close = true;
+        }
+        response.write_to(&mut conn.out, head.method == Method::Head);
+        if response.close {
+            conn.close_after_flush = true;
+        }
+        if let Phase::Http(h) = &mut conn.phase {
+            h.requests += 1;
+        }
+        conn.deadline_ms = idle_deadline;
+    }
+
+    fn metrics_response(&mut self) -> Response {
+        self.metrics.logs_tailed = self.engine.tails.len() as u64;
+        let body = self.metrics.render(crate::sys::resident_bytes(), crate::sys::open_fds());
+        Response::new(200, "text/plain; version=0.0.4; charset=utf-8", body.into_bytes())
+    }
+
+    fn list_logs(&self) -> Response {
+        match self.dir.list() {
+            Ok(logs) => {
+                let items: Vec<String> = logs.iter().map(|l| l.to_json(None)).collect();
+                Response::new(200, JSON, format!("[{}]", items.join(", ")).into_bytes())
+            }
+            Err(e) => Response::error(500, &format!("cannot read log dir: {e}")),
+        }
+    }
+
+    fn log_info(&self, id: &str) -> Response {
+        match self.dir.info(id) {
+            Ok(info) => Response::json(200, info.to_json(Some(self.engine.subscribers(id)))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Response::error(404, "no such log"),
+            Err(e) => Response::error(500, &format!("cannot read log: {e}")),
+        }
+    }
+
+    fn create_log(&mut self, duration_s: u64) -> Response {
+        if self.writers.len() >= self.config.max_writers {
+            return Response::error(503, "too many logs being written; try again later");
+        }
+        let now = self.now_ms();
+        let (key, generation, id) = match self.writers.create(&self.dir, duration_s * 1000, now) {
+            Ok(created) => created,
+            Err(e) => {
+                log::warn!("cannot create log: {e}");
+                return Response::error(500, &format!("cannot create log: {e}"));
+            }
+        };
+        self.timers.insert(now + self.config.write_interval_ms, Timer::Writer(key, generation));
+        self.metrics.writers_active = self.writers.len() as u64;
+        log::info!("log {id}: created, writing for {duration_s} s");
+        let body = crate::json::object(&[
+            ("log_id", crate::json::Value::Str(&id)),
+            ("message", crate::json::Value::Str(&format!("Log file created with ID: {id}"))),
+            ("stream_url", crate::json::Value::Str(&format!("/api/logs/{id}/stream"))),
+        ]);
+        Response::json(201, body).header("Location", format!("/api/logs/{id}"))
+    }
+
+    /// Starts a stream, or returns the response that refuses it.
+    fn open_stream(&mut self, key: usize, req: &routes::StreamRequest) -> Option<Response> {
+        let now = self.now_ms();
+        let opened = match self.engine.open(&self.dir, req, now) {
+            Ok(opened) => opened,
+            Err(e) => return Some(Response::error(500, &format!("cannot open log: {e}"))),
+        };
+        let (tail, offset, new_tail) = match opened {
+            Opened::NotFound => return Some(Response::error(404, "no such log")),
+            Opened::NoContent => return Some(Response::new(204, TEXT, &b""[..])),
+            Opened::Stream { tail, offset, new_tail } => (tail, offset, new_tail),
+        };
+        let conn = self.conns.get_mut(key)?;
+        response::stream_head(&mut conn.out);
+        self.engine.attach(conn, key, tail, offset);
+        if let Some((id, _)) = conn.timer.take() {
+            self.timers.cancel(id);
+        }
+        if new_tail {
+            let generation = self.engine.tails[tail].generation;
+            let id = self.timers.insert(now + self.config.poll_interval_ms, Timer::Tail(tail, generation));
+            self.engine.tails[tail].timer = Some(id);
+        }
+        self.metrics.streams_open += 1;
+        self.metrics.logs_tailed = self.engine.tails.len() as u64;
+        log::debug!("conn {key}: streaming {} from {offset}", req.id);
+        None
+    }
+
+    /// Header and idle timeouts, re-checked against the deadline when the
+    /// timer fires (cheaper than re-arming on every byte).
+    pub(crate) fn conn_timer(&mut self, key: usize, generation: u32, now: u64) {
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        if conn.generation != generation {
+            return;
+        }
+        conn.timer = None;
+        let Phase::Http(h) = &conn.phase else { return };
+        if now < conn.deadline_ms {
+            return self.arm_conn_timer(key);
+        }
+        if h.head_started {
+            self.metrics.header_timeouts += 1;
+            self.metrics.count_request(None, 408);
+            Response::error(408, "request head not received in time").closing().write_to(&mut conn.out, false);
+            conn.close_after_flush = true;
+            log::debug!("conn {key}: header timeout");
+            return self.http_ready(key);
+        }
+        if h.requests == 0 {
+            self.metrics.header_timeouts += 1;
+        } else {
+            self.metrics.idle_timeouts += 1;
+        }
+        self.close(key);
+    }
+}
+
+fn page() -> Response {
+    Response::new(200, HTML, PAGE.as_bytes()).header("Content-Security-Policy", PAGE_CSP).header("Cache-Control", "no-cache")
+}

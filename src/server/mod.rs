@@ -1,0 +1,321 @@
+//! The reactor: one thread, one `mio::Poll`, the only caller of `poll` and
+//! of the clock. It owns every connection (a `Slab` addressed by `Token`),
+//! the timer wheel that drives all timed work, the streaming engine and the
+//! simulated writers, and turns readiness events and expired timers into
+//! calls on them. Handling of HTTP requests lives in [`http`], of streams in
+//! [`streams`]; this file is the loop, accepting, timers and the stop.
+//!
+//! Modelled on mio's `examples/tcp_server.rs`: edge-triggered readiness, so
+//! every handler drains its socket until `WouldBlock` or it may never be
+//! woken again.
+
+mod http;
+mod streams;
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use slab::Slab;
+
+use crate::config::Config;
+use crate::conn::{Conn, Phase};
+use crate::logs::writer::Writers;
+use crate::logs::LogDir;
+use crate::metrics::Metrics;
+use crate::stream::Engine;
+use crate::timer::TimerWheel;
+
+const SIGNAL: Token = Token(usize::MAX);
+const LISTENER: Token = Token(usize::MAX - 1);
+
+/// After `accept` fails for lack of descriptors, try again this much later
+/// (instead of spinning on a listener that stays readable).
+const ACCEPT_RETRY_MS: u64 = 100;
+
+/// How long a graceful stop may spend flushing final frames.
+const STOP_FLUSH_MS: u64 = 700;
+
+/// Everything the wheel can fire; each carries a slab key and the generation
+/// it was armed for, so a timer can never hit a reused slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Timer {
+    Conn(usize, u32),
+    Tail(usize, u32),
+    Writer(usize, u32),
+    ResumeAccept,
+}
+
+pub struct Server {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    signals: Signals,
+    pub(crate) conns: Slab<Conn>,
+    pub(crate) timers: TimerWheel<Timer>,
+    pub(crate) engine: Engine,
+    pub(crate) writers: Writers,
+    pub(crate) metrics: Metrics,
+    pub(crate) config: Config,
+    pub(crate) dir: LogDir,
+    pub(crate) rng: StdRng,
+    started: Instant,
+    /// Read buffer shared by every connection: input is copied into a
+    /// connection only when a request is incomplete.
+    pub(crate) scratch: Vec<u8>,
+    next_generation: u32,
+    accept_paused: bool,
+    expired: Vec<Timer>,
+}
+
+impl Server {
+    /// A reactor serving `listener` (already bound) with `config`.
+    pub fn new(config: Config, dir: LogDir, listener: std::net::TcpListener) -> io::Result<Server> {
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::from_std(listener);
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let mut signals = Signals::new([SIGTERM, SIGINT])?;
+        poll.registry().register(&mut signals, SIGNAL, Interest::READABLE)?;
+        Ok(Server {
+            poll,
+            listener: Some(listener),
+            signals,
+            conns: Slab::with_capacity(1024),
+            timers: TimerWheel::new(0),
+            engine: Engine::default(),
+            writers: Writers::default(),
+            metrics: Metrics::default(),
+            config,
+            dir,
+            rng: StdRng::from_entropy(),
+            started: Instant::now(),
+            scratch: vec![0; 64 * 1024],
+            next_generation: 0,
+            accept_paused: false,
+            expired: Vec::new(),
+        })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        match &self.listener {
+            Some(l) => l.local_addr(),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// Milliseconds on the reactor's monotonic clock.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Runs until SIGTERM or SIGINT, then stops gracefully.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let mut stop = false;
+            for event in events.iter() {
+                match event.token() {
+                    SIGNAL => stop |= self.signalled(),
+                    LISTENER => self.accept_all(),
+                    Token(key) => self.conn_event(key, event),
+                }
+            }
+            if stop {
+                self.stop();
+                return Ok(());
+            }
+            self.run_timers();
+            self.run_work();
+        }
+    }
+
+    /// Until the next timer, or no wait at all while streams have work queued.
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.engine.work.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let next = self.timers.next_deadline()?;
+        Some(Duration::from_millis(next.saturating_sub(self.now_ms())))
+    }
+
+    fn signalled(&mut self) -> bool {
+        let stop = self.signals.pending().any(|s| s == SIGTERM || s == SIGINT);
+        if stop {
+            log::info!("signal received: stopping");
+        }
+        stop
+    }
+
+    fn accept_all(&mut self) {
+        while !self.accept_paused {
+            let Some(listener) = &self.listener else { return };
+            match listener.accept() {
+                Ok((socket, peer)) => self.admit(socket, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => self.accept_failed(&e),
+            }
+        }
+    }
+
+    /// Out of descriptors (EMFILE, ENFILE) or kernel memory: stop accepting
+    /// and retry on a timer; the listener stays readable, so retrying now
+    /// would spin a core. Other errors (a connection reset while queued)
+    /// concern one connection only.
+    fn accept_failed(&mut self, e: &io::Error) {
+        self.metrics.accept_errors += 1;
+        let exhausted = matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12));
+        if exhausted {
+            log::warn!("accept: {e}; pausing accepts for {ACCEPT_RETRY_MS} ms");
+            self.accept_paused = true;
+            let at = self.now_ms() + ACCEPT_RETRY_MS;
+            self.timers.insert(at, Timer::ResumeAccept);
+        } else {
+            log::debug!("accept: {e}");
+        }
+    }
+
+    fn admit(&mut self, mut socket: TcpStream, peer: SocketAddr) {
+        if self.conns.len() >= self.config.max_connections {
+            self.refuse(socket);
+            return;
+        }
+        let _ = socket.set_nodelay(true);
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        if let Err(e) = self.poll.registry().register(&mut socket, Token(key), Interest::READABLE | Interest::WRITABLE) {
+            log::warn!("register: {e}");
+            return;
+        }
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let deadline = self.started.elapsed().as_millis() as u64 + self.config.header_timeout_ms;
+        entry.insert(Conn::new(socket, self.next_generation, deadline));
+        self.arm_conn_timer(key);
+        self.metrics.connections_open += 1;
+        self.metrics.connections_accepted += 1;
+        log::debug!("conn {key}: accepted from {peer}");
+    }
+
+    /// Over `--max-connections`: one best-effort 503, then close.
+    fn refuse(&mut self, socket: TcpStream) {
+        use std::io::Write;
+        self.metrics.connections_refused += 1;
+        self.metrics.count_request(None, 503);
+        let body = crate::http::Response::error(503, "server at its connection limit").closing().to_bytes(false);
+        let _ = (&socket).write(&body);
+    }
+
+    /// Arms (or moves earlier) the connection's timer to its deadline.
+    pub(crate) fn arm_conn_timer(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        let deadline = conn.deadline_ms;
+        if let Some((_, at)) = conn.timer {
+            if at <= deadline {
+                return; // fires earlier and re-checks the deadline then
+            }
+        }
+        if let Some((id, _)) = conn.timer.take() {
+            self.timers.cancel(id);
+        }
+        let id = self.timers.insert(deadline, Timer::Conn(key, conn.generation));
+        conn.timer = Some((id, deadline));
+    }
+
+    fn run_timers(&mut self) {
+        let now = self.now_ms();
+        let mut expired = std::mem::take(&mut self.expired);
+        self.timers.poll_to(now, &mut expired);
+        for timer in expired.drain(..) {
+            match timer {
+                Timer::Conn(key, generation) => self.conn_timer(key, generation, now),
+                Timer::Tail(key, generation) => self.tail_timer(key, generation, now),
+                Timer::Writer(key, generation) => self.writer_timer(key, generation, now),
+                Timer::ResumeAccept => {
+                    self.accept_paused = false;
+                    self.accept_all();
+                }
+            }
+        }
+        self.expired = expired;
+    }
+
+    fn writer_timer(&mut self, key: usize, generation: u32, now: u64) {
+        if !self.writers.is_live(key, generation) {
+            return;
+        }
+        match self.writers.tick(key, now, &mut self.rng) {
+            crate::logs::writer::Tick::Wrote => {
+                self.timers.insert(now + self.config.write_interval_ms, Timer::Writer(key, generation));
+            }
+            crate::logs::writer::Tick::Finished => log::info!("writer {key}: finished"),
+            crate::logs::writer::Tick::Failed(why) => log::warn!("{why}"),
+        }
+        self.metrics.writers_active = self.writers.len() as u64;
+    }
+
+    /// Closes a connection and releases everything it held.
+    pub(crate) fn close(&mut self, key: usize) {
+        let Some(conn) = self.conns.get(key) else { return };
+        if let Phase::Stream(stream) = conn.phase {
+            if let Some(timer) = self.engine.detach(&mut self.conns, &stream) {
+                self.timers.cancel(timer);
+            }
+            self.metrics.streams_open -= 1;
+            self.metrics.logs_tailed = self.engine.tails.len() as u64;
+        }
+        let Some(mut conn) = self.conns.try_remove(key) else { return };
+        if let Some((id, _)) = conn.timer.take() {
+            self.timers.cancel(id);
+        }
+        let _ = self.poll.registry().deregister(&mut conn.socket);
+        self.metrics.connections_open -= 1;
+        log::debug!("conn {key}: closed");
+    }
+
+    /// Graceful stop: no new connections, writers end (their files turn
+    /// read-only), every stream gets `shutdown`, and what can be flushed
+    /// within [`STOP_FLUSH_MS`] is flushed.
+    fn stop(&mut self) {
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        self.writers.finish_all();
+        self.engine.shutdown_all(&mut self.conns);
+        let idle: Vec<usize> =
+            self.conns.iter().filter(|(_, c)| matches!(c.phase, Phase::Http(_)) && !c.has_output()).map(|(k, _)| k).collect();
+        for key in idle {
+            self.close(key);
+        }
+        for (_, conn) in self.conns.iter_mut() {
+            conn.close_after_flush = true;
+        }
+        let deadline = self.now_ms() + STOP_FLUSH_MS;
+        let mut events = Events::with_capacity(1024);
+        while !self.conns.is_empty() && self.now_ms() < deadline {
+            self.run_work();
+            if self.conns.is_empty() {
+                break;
+            }
+            let _ = self.poll.poll(&mut events, Some(Duration::from_millis(10)));
+            for event in events.iter() {
+                let Token(key) = event.token();
+                if key < LISTENER.0 {
+                    self.conn_event(key, event);
+                }
+            }
+        }
+        log::info!("stopped ({} connections cut at the deadline)", self.conns.len());
+    }
+}

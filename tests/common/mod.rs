@@ -1,0 +1,445 @@
+//! Shared helpers for the integration tests: start a real `logcast` process on
+//! port 0 with its own temporary log dir, and speak raw HTTP/1.1 and SSE to it
+//! over real sockets. Every test talks to the daemon the way a client would;
+//! nothing here reaches into the daemon's memory.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Path of the daemon binary cargo built for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_logcast");
+
+/// A running daemon; killed (SIGKILL) and its log dir removed on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log_dir: PathBuf,
+    owns_dir: bool,
+}
+
+static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh, empty directory under the system temp dir, unique per test process and call.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let n = NEXT_DIR.fetch_add(1, Ordering::SeqCst);
+    let dir =
+        std::env::temp_dir().join(format!("logcast-test-{}-{}-{}", tag, std::process::id(), n));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+impl Daemon {
+    /// Starts `logcast --port 0 --log-dir <fresh temp dir> <extra args>` and waits for
+    /// its `listening on http://ADDR:PORT` line. Fast poll/write intervals are NOT
+    /// set here: pass them in `args` when a test needs them.
+    pub fn start(args: &[&str]) -> Daemon {
+        let dir = temp_dir("daemon");
+        let mut d = Daemon::start_in(&dir, args);
+        d.owns_dir = true;
+        d
+    }
+
+    /// Like `start`, but with a log dir the test owns (kept on drop).
+    pub fn start_in(log_dir: &Path, args: &[&str]) -> Daemon {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--port").arg("0").arg("--log-dir").arg(log_dir);
+        cmd.args(args);
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .stdin(Stdio::null());
+        let mut child = cmd.spawn().expect("spawn logcast");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("read listening line");
+        let url = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_string();
+        let addr: SocketAddr = url.parse().expect("listening address");
+        // Keep draining stdout so the daemon never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = reader.read_to_end(&mut sink);
+        });
+        Daemon {
+            child,
+            addr,
+            log_dir: log_dir.to_path_buf(),
+            owns_dir: false,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        s.set_nodelay(true).expect("nodelay");
+        s
+    }
+
+    /// One request on a fresh connection with `Connection: close`; returns the response.
+    pub fn request(&self, method: &str, target: &str) -> Response {
+        let mut s = self.connect();
+        let req = format!("{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).expect("write request");
+        read_response(&mut s, method == "HEAD").expect("response")
+    }
+
+    pub fn get(&self, target: &str) -> Response {
+        self.request("GET", target)
+    }
+
+    /// `POST /api/logs?duration=N`; returns the new log's id (asserts 201).
+    pub fn create_log(&self, duration: u32) -> String {
+        let r = self.request("POST", &format!("/api/logs?duration={duration}"));
+        assert_eq!(r.status, 201, "create log: {}", r.text());
+        json_str_field(&r.text(), "log_id").expect("log_id in body")
+    }
+
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.log_dir.join(format!("{id}.log"))
+    }
+
+    /// Sends SIGTERM and waits (up to `limit`) for the exit status.
+    pub fn terminate(&mut self, limit: Duration) -> Option<ExitStatus> {
+        signal(self.child.id(), "TERM");
+        wait_timeout(&mut self.child, limit)
+    }
+
+    /// Number of open file descriptors of the daemon, from /proc.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Resident set size of the daemon in KiB, from /proc/<pid>/status.
+    pub fn rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The value of one metric line (exact name including labels) from `GET /metrics`.
+    pub fn metric(&self, name_with_labels: &str) -> Option<f64> {
+        let body = self.get("/metrics").text();
+        body.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == name_with_labels)
+                .then(|| value.parse().ok())
+                .flatten()
+        })
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if self.owns_dir {
+            let _ = make_writable_recursive(&self.log_dir);
+            let _ = std::fs::remove_dir_all(&self.log_dir);
+        }
+    }
+}
+
+fn make_writable_recursive(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644));
+    }
+    Ok(())
+}
+
+/// Sends a signal by name (`TERM`, `INT`, `KILL`, `STOP`, `CONT`) with kill(1).
+pub fn signal(pid: u32, name: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Polls `cond` every 10 ms until it is true or `limit` passes; returns whether it became true.
+pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    cond()
+}
+
+/// A parsed HTTP response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub reason: String,
+    /// Header names lower-cased, in arrival order.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Reads one response from `s`: the head, then a body of `Content-Length` bytes
+/// (none for HEAD, 204 and 304). Returns None if the connection closes before a
+/// complete head arrives.
+pub fn read_response(s: &mut TcpStream, head_request: bool) -> Option<Response> {
+    let head = read_head(s)?;
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = text.split("\r\n");
+    let status_line = lines.next()?;
+    let mut parts = status_line.splitn(3, ' ');
+    let _version = parts.next()?;
+    let status: u16 = parts.next()?.parse().ok()?;
+    let reason = parts.next().unwrap_or("").to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut resp = Response {
+        status,
+        reason,
+        headers,
+        body: Vec::new(),
+    };
+    let no_body = head_request || status == 204 || status == 304;
+    if !no_body {
+        if let Some(len) = resp
+            .header("content-length")
+            .and_then(|v| v.parse::<usize>().ok())
+        {
+            let mut body = vec![0u8; len];
+            s.read_exact(&mut body).ok()?;
+            resp.body = body;
+        }
+    }
+    Some(resp)
+}
+
+/// Reads byte by byte up to and including the blank line that ends a head.
+pub fn read_head(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return None,
+        }
+    }
+    Some(head)
+}
+
+/// True when the peer has closed the connection (read returns 0 or an error other than a timeout).
+pub fn is_closed(s: &mut TcpStream, wait: Duration) -> bool {
+    s.set_read_timeout(Some(wait)).expect("timeout");
+    let mut buf = [0u8; 256];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+/// An open SSE stream: the response head, then events read incrementally.
+pub struct SseStream {
+    pub sock: TcpStream,
+    pub head: Response,
+    buf: Vec<u8>,
+    /// Every raw byte of the body received so far (for exact-bytes assertions).
+    pub raw: Vec<u8>,
+}
+
+/// One event as a client sees it: fields as sent, plus comments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    /// `data:` lines joined with `\n`, as EventSource does.
+    pub data: Option<String>,
+    /// Comment lines (without the leading `:`), e.g. " keepalive".
+    pub comments: Vec<String>,
+}
+
+impl SseStream {
+    /// Opens `GET target` with extra header lines (each "Name: value").
+    pub fn open(d: &Daemon, target: &str, extra_headers: &[&str]) -> SseStream {
+        let mut sock = d.connect();
+        let mut req =
+            format!("GET {target} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n");
+        for h in extra_headers {
+            req.push_str(h);
+            req.push_str("\r\n");
+        }
+        req.push_str("\r\n");
+        sock.write_all(req.as_bytes()).expect("write");
+        let head = read_response(&mut sock, true).expect("stream response head");
+        SseStream {
+            sock,
+            head,
+            buf: Vec::new(),
+            raw: Vec::new(),
+        }
+    }
+
+    /// The next complete event (terminated by a blank line), or None on close/timeout.
+    pub fn next_event(&mut self, limit: Duration) -> Option<Event> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(pos) = find_blank_line(&self.buf) {
+                let block: Vec<u8> = self.buf.drain(..pos + 2).collect();
+                return Some(parse_event(&block[..pos + 1]));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            self.sock.set_read_timeout(Some(deadline - now)).ok()?;
+            let mut chunk = [0u8; 65536];
+            match self.sock.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    self.raw.extend_from_slice(&chunk[..n]);
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Reads events until one satisfies `pred` (returned) or the limit passes.
+    pub fn events_until(
+        &mut self,
+        limit: Duration,
+        mut pred: impl FnMut(&Event) -> bool,
+    ) -> (Vec<Event>, bool) {
+        let deadline = Instant::now() + limit;
+        let mut seen = Vec::new();
+        while let Some(ev) = self.next_event(deadline.saturating_duration_since(Instant::now())) {
+            let done = pred(&ev);
+            seen.push(ev);
+            if done {
+                return (seen, true);
+            }
+        }
+        (seen, false)
+    }
+
+    /// Reads until the server closes the connection; returns every event received.
+    pub fn read_to_close(&mut self, limit: Duration) -> Vec<Event> {
+        let mut all = Vec::new();
+        let deadline = Instant::now() + limit;
+        while let Some(ev) = self.next_event(deadline.saturating_duration_since(Instant::now())) {
+            all.push(ev);
+        }
+        all
+    }
+}
+
+fn find_blank_line(buf: &[u8]) -> Option<usize> {
+    buf.windows(2).position(|w| w == b"\n\n")
+}
+
+/// Parses one event block (lines separated by `\n`, without the final blank line).
+pub fn parse_event(block: &[u8]) -> Event {
+    let text = String::from_utf8_lossy(block);
+    let mut ev = Event {
+        id: None,
+        event: None,
+        data: None,
+        comments: Vec::new(),
+    };
+    for line in text.split('\n').filter(|l| !l.is_empty()) {
+        if let Some(c) = line.strip_prefix(':') {
+            ev.comments.push(c.to_string());
+            continue;
+        }
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value).to_string();
+        match field {
+            "id" => ev.id = Some(value),
+            "event" => ev.event = Some(value),
+            "data" => {
+                ev.data = Some(match ev.data.take() {
+                    Some(prev) => format!("{prev}\n{value}"),
+                    None => value,
+                })
+            }
+            _ => {}
+        }
+    }
+    ev
+}
+
+/// Extracts a string field from a flat JSON object (test-side, minimal).
+pub fn json_str_field(json: &str, field: &str) -> Option<String> {
+    let key = format!("\"{field}\"");
+    let rest = &json[json.find(&key)? + key.len()..];
+    let rest = rest
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start()
+        .strip_prefix('"')?;
+    Some(rest[..rest.find('"')?].to_string())
+}
+
+/// Extracts a number or boolean field from a flat JSON object, as text.
+pub fn json_raw_field(json: &str, field: &str) -> Option<String> {
+    let key = format!("\"{field}\"");
+    let rest = &json[json.find(&key)? + key.len()..];
+    let rest = rest.trim_start().strip_prefix(':')?.trim_start();
+    let end = rest.find([',', '}', ']']).unwrap_or(rest.len());
+    Some(rest[..end].trim().to_string())
+}

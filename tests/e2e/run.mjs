@@ -1,0 +1,536 @@
+// End-to-end browser test of the logcast page (GET /), run by scripts/e2e.sh.
+//
+// Drives Debian's Chromium (/usr/bin/chromium) with playwright-core (no browser
+// download) against a real logcast daemon that this script starts and stops
+// itself (it must restart it on the same port mid-stream). Prints one line per
+// scenario and a last line `N passed, N failed`; exits 1 on any failure.
+//
+// Environment (set by scripts/e2e.sh):
+//   LOGCAST_BIN   the daemon binary (required)
+//   E2E_TMP       a scratch directory (log dir, daemon stderr, pid file)
+//   E2E_OUT       where screenshots go (default target/e2e)
+//   CHROMIUM      the browser (default /usr/bin/chromium)
+//   E2E_ONLY      optional substring: run only the scenarios whose name has it
+//   E2E_HEADFUL   set to 1 to watch the browser (needs a display)
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { chromium } from 'playwright-core';
+
+const BIN = process.env.LOGCAST_BIN;
+const TMP = process.env.E2E_TMP || fs.mkdtempSync(path.join(os.tmpdir(), 'logcast-e2e-'));
+const OUT = path.resolve(process.env.E2E_OUT || 'target/e2e');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const ONLY = process.env.E2E_ONLY || '';
+const LOG_DIR = path.join(TMP, 'logs');
+const PIDS = path.join(TMP, 'pids');
+const DAEMON_ARGS = ['--log-dir', LOG_DIR, '--write-interval-ms', '200', '--poll-interval-ms', '100'];
+
+// ------------------------------------------------------------------ helpers
+
+class Failure extends Error {}
+function check(cond, msg) { if (!cond) throw new Failure(msg); }
+function eq(got, want, what) {
+  if (got !== want) throw new Failure(`${what}: expected ${JSON.stringify(want)}, got ${JSON.stringify(got)}`);
+}
+const rid = () => Math.random().toString(36).slice(2, 10);
+const notePid = (pid) => { if (pid) fs.appendFileSync(PIDS, `${pid}\n`); };
+
+let daemonSeq = 0;
+
+/** One logcast process. */
+class Daemon {
+  static async start(port = 0) {
+    const d = new Daemon();
+    d.stderrPath = path.join(TMP, `daemon-${++daemonSeq}.stderr`);
+    const errFd = fs.openSync(d.stderrPath, 'w');
+    d.proc = spawn(BIN, ['--port', String(port), ...DAEMON_ARGS], {
+      stdio: ['ignore', 'pipe', errFd],
+      env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' },
+    });
+    fs.closeSync(errFd);
+    notePid(d.proc.pid);
+    d.exited = new Promise((resolve) => d.proc.on('exit', (code, signal) => resolve({ code, signal })));
+    let out = '';
+    const url = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`daemon printed no "listening on" line within 20 s (stdout: ${JSON.stringify(out)})\n${d.tail()}`)), 20000);
+      d.proc.stdout.on('data', (chunk) => {
+        out += chunk;
+        const m = /^listening on (http:\/\/[^\s]+)\s*$/m.exec(out);
+        if (m) { clearTimeout(timer); resolve(m[1].replace(/\/$/, '')); }
+      });
+      d.exited.then(({ code, signal }) => { clearTimeout(timer); reject(new Error(`daemon exited at start (code ${code}, signal ${signal})\n${d.tail()}`)); });
+    });
+    d.url = url;
+    d.port = Number(new URL(url).port);
+    check(d.port > 0, `daemon printed a URL without a port: ${url}`);
+    d.proc.stdout.resume();
+    return d;
+  }
+
+  tail(n = 25) {
+    try {
+      const lines = fs.readFileSync(this.stderrPath, 'utf8').trimEnd().split('\n');
+      return `--- daemon stderr (${this.stderrPath}, last ${n} lines) ---\n` + lines.slice(-n).join('\n');
+    } catch { return ''; }
+  }
+
+  /** SIGTERM, wait; returns the exit status. */
+  async stop(timeoutMs = 10000) {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return this.exited;
+    this.proc.kill('SIGTERM');
+    const res = await Promise.race([this.exited, sleep(timeoutMs, null, { ref: false }).then(() => null)]);
+    if (!res) {
+      this.proc.kill('SIGKILL');
+      await this.exited;
+      throw new Failure(`daemon did not exit within ${timeoutMs} ms of SIGTERM`);
+    }
+    return res;
+  }
+}
+
+/** Appends `line N` to a file every `everyMs` ms. */
+class Appender {
+  constructor(file, everyMs = 100) {
+    this.file = file; this.n = 0;
+    this.timer = setInterval(() => this.step(), everyMs);
+  }
+  step() { this.n += 1; fs.appendFileSync(this.file, `line ${this.n}\n`); }
+  stop() { clearInterval(this.timer); return this.n; }
+}
+
+// Records every data-state the status pill takes, from the page's start.
+const STATE_RECORDER = `
+  window.__states = [];
+  document.addEventListener('DOMContentLoaded', () => {
+    const s = document.getElementById('status');
+    if (!s) return;
+    window.__states.push(s.dataset.state);
+    new MutationObserver(() => {
+      const v = s.dataset.state;
+      if (window.__states[window.__states.length - 1] !== v) window.__states.push(v);
+    }).observe(s, { attributes: true, attributeFilter: ['data-state'] });
+  });
+`;
+
+async function newPage(browser, opts = {}) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, ...opts });
+  const page = await context.newPage();
+  const watch = { console: [], pageErrors: [], dialogs: [], requests: [] };
+  page.on('console', (m) => { if (m.type() === 'error') watch.console.push(m.text()); });
+  page.on('pageerror', (e) => watch.pageErrors.push(String(e)));
+  page.on('dialog', (d) => { watch.dialogs.push(`${d.type()}: ${d.message()}`); d.dismiss().catch(() => {}); });
+  page.on('request', (r) => watch.requests.push(`${r.method()} ${new URL(r.url()).pathname}${new URL(r.url()).search}`));
+  await page.addInitScript(STATE_RECORDER);
+  return { context, page, watch };
+}
+
+const state = (page) => page.$eval('#status', (e) => e.dataset.state);
+const detail = (page) => page.$eval('#status-detail', (e) => e.textContent);
+const count = (page) => page.$eval('#count', (e) => Number(e.textContent.replace(/[^0-9]/g, '')));
+const lineTexts = (page) => page.$$eval('#lines .line', (els) => els.map((e) => e.textContent));
+const states = (page) => page.evaluate(() => window.__states || []);
+
+async function waitState(page, want, timeout = 15000) {
+  try {
+    await page.waitForSelector(`#status[data-state="${want}"]`, { timeout, state: 'attached' });
+  } catch {
+    throw new Failure(`status never became "${want}" within ${timeout} ms (now "${await state(page)}", detail "${await detail(page)}", states seen ${JSON.stringify(await states(page))})`);
+  }
+}
+
+async function waitCount(page, atLeast, timeout = 15000) {
+  try {
+    await page.waitForFunction((n) => Number(document.getElementById('count').textContent.replace(/[^0-9]/g, '')) >= n, atLeast, { timeout });
+  } catch {
+    throw new Failure(`line count never reached ${atLeast} within ${timeout} ms (now ${await count(page)}, status "${await state(page)}")`);
+  }
+}
+
+function noBrowserErrors(watch, what = '') {
+  check(watch.pageErrors.length === 0, `${what}page errors: ${watch.pageErrors.join(' | ')}`);
+  check(watch.console.length === 0, `${what}browser console errors: ${watch.console.join(' | ')}`);
+  check(watch.dialogs.length === 0, `${what}dialogs were opened: ${watch.dialogs.join(' | ')}`);
+}
+
+function fileLines(file) {
+  const text = fs.readFileSync(file, 'utf8');
+  const lines = text.split('\n');
+  lines.pop(); // after the last \n
+  return lines;
+}
+
+function firstDiff(got, want) {
+  const n = Math.max(got.length, want.length);
+  for (let i = 0; i < n; i++) {
+    if (got[i] !== want[i]) return `first difference at row ${i + 1}: got ${JSON.stringify(got[i])}, want ${JSON.stringify(want[i])}`;
+  }
+  return 'no difference';
+}
+
+function writeLog(id, lines, mode) {
+  const file = path.join(LOG_DIR, `${id}.log`);
+  fs.writeFileSync(file, lines.map((l) => l + '\n').join(''));
+  fs.chmodSync(file, mode);
+  return file;
+}
+
+// ------------------------------------------------------------------ scenarios
+
+const ctx = { daemon: null, browser: null };
+const scenarios = [];
+const scenario = (name, fn) => scenarios.push({ name, fn });
+
+scenario('create a 3 s log from the page and stream it to the end', async () => {
+  const { page, watch, context } = await newPage(ctx.browser);
+  try {
+    const resp = await page.goto(ctx.daemon.url + '/');
+    eq(resp.status(), 200, 'GET / status');
+    const h = resp.headers();
+    check(/^text\/html/.test(h['content-type'] || ''), `GET / content-type is ${h['content-type']}`);
+    check((h['content-security-policy'] || '').includes("default-src 'none'"), `GET / has no strict Content-Security-Policy (got ${JSON.stringify(h['content-security-policy'])})`);
+    eq(await state(page), 'idle', 'initial status');
+
+    await page.fill('#duration', '3');
+    await page.click('#create');
+    await page.waitForFunction(() => {
+      const l = document.querySelector('#lines .line');
+      return l && l.textContent.startsWith('[LOG CREATED]');
+    }, null, { timeout: 10000 }).catch(async () => {
+      throw new Failure(`no "[LOG CREATED]" first line (status "${await state(page)}", detail "${await detail(page)}", create message "${await page.textContent('#create-msg')}")`);
+    });
+    const id = await page.inputValue('#log-id');
+    check(/^[0-9a-f-]{36}$/.test(id), `#log-id holds the new id (got ${JSON.stringify(id)})`);
+    check(new URL(page.url()).searchParams.get('log') === id, `URL was updated to ?log=<id> (is ${page.url()})`);
+    await waitCount(page, 3, 10000);
+    const midState = await state(page);
+    await waitState(page, 'finished', 20000);
+
+    const seen = await states(page);
+    check(seen.includes('connecting') && seen.includes('live'), `status went through connecting and live (saw ${JSON.stringify(seen)})`);
+    const file = path.join(LOG_DIR, `${id}.log`);
+    const want = fileLines(file);
+    const got = await lineTexts(page);
+    check(got[0].startsWith('[LOG CREATED] '), `first line is "[LOG CREATED] <time>" (got ${JSON.stringify(got[0])})`);
+    check(got.length >= 4, `more lines followed the first (got ${got.length})`);
+    check(JSON.stringify(got) === JSON.stringify(want), `page lines equal the file's ${want.length} lines (page has ${got.length}; ${firstDiff(got, want)})`);
+    eq(await count(page), want.length, '#count');
+    const d = await detail(page);
+    check(d.includes(`${want.length} lines`), `finished detail names the line count ${want.length} (got "${d}")`);
+    eq(fs.statSync(file).mode & 0o777, 0o444, 'file mode of the finished log');
+    check(await page.isDisabled('#stop'), '#stop is disabled once finished');
+    await sleep(500);
+    noBrowserErrors(watch);
+    return `${want.length} lines, mid-stream state "${midState}"`;
+  } finally { await context.close(); }
+});
+
+scenario('a finished log with markup is shown as text via /?log=<id>', async () => {
+  const id = `e2e-markup-${rid()}`;
+  const lines = [
+    'first line',
+    '<img src=x onerror=alert(1)>',
+    '<b>bold</b>',
+    '<script>alert(2)</script>',
+    'tabs\tand  double  spaces',
+    'unicode: ✓ é 日本語 🚀',
+    'last line',
+  ];
+  writeLog(id, lines, 0o444);
+  const { page, watch, context } = await newPage(ctx.browser);
+  try {
+    await page.goto(`${ctx.daemon.url}/?log=${id}`);
+    await waitState(page, 'finished', 10000);
+    await sleep(700); // let any injected handler run
+    const got = await lineTexts(page);
+    check(JSON.stringify(got) === JSON.stringify(lines), `page lines equal the file (${firstDiff(got, lines)})`);
+    eq(await count(page), lines.length, '#count');
+    const tags = await page.$$eval('#lines *', (els) => [...new Set(els.map((e) => e.tagName))].sort().join(','));
+    check(/^(DIV|SPAN)(,(DIV|SPAN))*$/.test(tags), `only DIV/SPAN elements inside #lines (found ${tags})`);
+    eq(await page.locator('#lines img, #lines b, #lines script').count(), 0, 'img/b/script elements created in the view');
+    eq(await page.locator('img').count(), 0, 'img elements on the page');
+    eq(await page.inputValue('#log-id'), id, '#log-id filled from the link');
+    noBrowserErrors(watch);
+    return `${lines.length} lines as text`;
+  } finally { await context.close(); }
+});
+
+scenario('a line with a bare CR is shown as two lines in one row', async () => {
+  const id = `e2e-cr-${rid()}`;
+  writeLog(id, ['before', 'left\rright', 'crlf line\r', 'after'], 0o444);
+  const { page, watch, context } = await newPage(ctx.browser);
+  try {
+    await page.goto(`${ctx.daemon.url}/?log=${id}`);
+    await waitState(page, 'finished', 10000);
+    const want = ['before', 'left\nright', 'crlf line', 'after'];
+    const got = await lineTexts(page);
+    check(JSON.stringify(got) === JSON.stringify(want), `rows (${firstDiff(got, want)})`);
+    noBrowserErrors(watch);
+  } finally { await context.close(); }
+});
+
+scenario('daemon restart mid-stream: reconnect resumes without loss or duplicates', async () => {
+  const id = `e2e-reconnect-${rid()}`;
+  const file = writeLog(id, [], 0o644);
+  const app = new Appender(file, 100);
+  const { page, context } = await newPage(ctx.browser);
+  try {
+    await page.goto(`${ctx.daemon.url}/?log=${id}`);
+    await waitState(page, 'live', 10000);
+    await waitCount(page, 15, 10000);
+
+    const old = ctx.daemon;
+    const port = old.port;
+    const exit = await old.stop();
+    ctx.daemon = null;
+    check(exit.code === 0, `daemon exit status on SIGTERM: code ${exit.code}, signal ${exit.signal}\n${old.tail()}`);
+    const modeAfterStop = fs.statSync(file).mode & 0o777;
+    check(modeAfterStop === 0o644, `an external log (not written by logcast) must keep its mode when the daemon stops: 0644 before, ${modeAfterStop.toString(8)} after`);
+    await waitState(page, 'reconnecting', 5000);
+    const atStop = app.n;
+    await sleep(1000); // lines keep coming while no daemon runs
+
+    ctx.daemon = await Daemon.start(port);
+    eq(ctx.daemon.port, port, 'restarted daemon port');
+    await waitState(page, 'live', 15000);
+    await waitCount(page, atStop + 20, 15000);
+    const total = app.stop();
+    fs.chmodSync(file, 0o444);
+    await waitState(page, 'finished', 10000);
+
+    const want = Array.from({ length: total }, (_, i) => `line ${i + 1}`);
+    const got = await lineTexts(page);
+    const dup = got.length - new Set(got).size;
+    check(JSON.stringify(got) === JSON.stringify(want), `every line exactly once and in order: want ${total}, got ${got.length} rows, ${dup} duplicates (${firstDiff(got, want)})`);
+    eq(await count(page), total, '#count');
+    const seen = await states(page);
+    check(seen.join(',').includes('live,reconnecting') && seen.indexOf('live', seen.indexOf('reconnecting')) > 0, `status went live -> reconnecting -> live (saw ${JSON.stringify(seen)})`);
+    return `${total} lines, states ${seen.join(' > ')}`;
+  } finally {
+    app.stop();
+    await context.close();
+    if (!ctx.daemon) ctx.daemon = await Daemon.start();
+  }
+});
+
+scenario('screenshots mid-stream (desktop 1280 px and phone 375 px), then stop', async () => {
+  fs.mkdirSync(OUT, { recursive: true });
+  // A few finished logs so that the list has content.
+  const { page, watch, context } = await newPage(ctx.browser);
+  let phone;
+  try {
+    await page.goto(ctx.daemon.url + '/');
+    await page.fill('#duration', '60');
+    await page.click('#create');
+    await waitState(page, 'live', 10000);
+    await waitCount(page, 60, 20000);
+    await page.click('#refresh');
+    await page.waitForSelector('#logs-list .log-item[aria-current="true"]', { timeout: 5000 });
+    await page.screenshot({ path: path.join(OUT, 'page-midstream.png') });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.screenshot({ path: path.join(OUT, 'page-midstream-dark.png') });
+    await page.emulateMedia({ colorScheme: 'light' });
+    const id = await page.inputValue('#log-id');
+
+    phone = await newPage(ctx.browser, { viewport: { width: 375, height: 812 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+    await phone.page.goto(`${ctx.daemon.url}/?log=${id}`);
+    await waitState(phone.page, 'live', 10000);
+    await waitCount(phone.page, 40, 15000);
+    const overflow = await phone.page.evaluate(() => document.documentElement.scrollWidth);
+    check(overflow <= 375, `no horizontal scrolling at 375 px (page is ${overflow} px wide)`);
+    await phone.page.screenshot({ path: path.join(OUT, 'page-phone.png'), fullPage: true });
+
+    // Stop: the stream closes, the count stays put.
+    await page.click('#stop');
+    eq(await state(page), 'idle', 'status after Stop');
+    check(await page.isDisabled('#stop'), '#stop disabled after Stop');
+    const c1 = await count(page);
+    await sleep(1000);
+    eq(await count(page), c1, 'line count one second after Stop');
+    noBrowserErrors(watch);
+    noBrowserErrors(phone.watch, 'phone: ');
+    return `screenshots in ${path.relative(process.cwd(), OUT) || OUT}`;
+  } finally {
+    await context.close();
+    if (phone) await phone.context.close();
+  }
+});
+
+scenario('follow mode pauses on scroll-up, "jump to latest" resumes', async () => {
+  const id = `e2e-follow-${rid()}`;
+  const file = writeLog(id, [], 0o644);
+  const app = new Appender(file, 40);
+  const { page, watch, context } = await newPage(ctx.browser, { viewport: { width: 1000, height: 600 } });
+  const atBottom = () => page.$eval('#lines', (v) => v.scrollHeight - v.scrollTop - v.clientHeight < 8);
+  try {
+    await page.goto(`${ctx.daemon.url}/?log=${id}`);
+    await waitCount(page, 80, 15000);
+    check(await atBottom(), 'view follows the newest line');
+    check(await page.isHidden('#jump'), '"jump to latest" hidden while following');
+    const box = await page.locator('#lines').boundingBox();
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.mouse.wheel(0, -600);
+    await page.waitForSelector('#jump', { state: 'visible', timeout: 3000 }).catch(() => { throw new Failure('"jump to latest" did not appear after scrolling up'); });
+    const top1 = await page.$eval('#lines', (v) => v.scrollTop);
+    const c1 = await count(page);
+    await waitCount(page, c1 + 20, 10000);
+    await sleep(300);
+    const top2 = await page.$eval('#lines', (v) => v.scrollTop);
+    check(Math.abs(top2 - top1) < 2, `view stays put while paused (scrollTop ${top1} -> ${top2})`);
+    check(!(await atBottom()), 'view is not at the bottom while paused');
+    await page.click('#jump');
+    check(await atBottom(), 'at the bottom after "jump to latest"');
+    const c2 = await count(page);
+    await waitCount(page, c2 + 20, 10000);
+    await sleep(300);
+    check(await atBottom(), 'following again: new lines keep the view at the bottom');
+    check(await page.isHidden('#jump'), '"jump to latest" hidden again');
+    app.stop();
+    fs.chmodSync(file, 0o444);
+    await waitState(page, 'finished', 10000);
+    noBrowserErrors(watch);
+  } finally { app.stop(); await context.close(); }
+});
+
+scenario('a 6,200-line log: the view keeps 5,000 rows, says so, counts all', async () => {
+  const id = `e2e-big-${rid()}`;
+  const n = 6200;
+  writeLog(id, Array.from({ length: n }, (_, i) => `row ${i + 1} ${'x'.repeat(i % 90)}`), 0o444);
+  const { page, watch, context } = await newPage(ctx.browser);
+  try {
+    const t0 = Date.now();
+    await page.goto(`${ctx.daemon.url}/?log=${id}`);
+    await waitState(page, 'finished', 20000);
+    const ms = Date.now() - t0;
+    eq(await count(page), n, '#count');
+    const rows = await page.locator('#lines .line').count();
+    check(rows <= 5000 && rows >= 4990, `rows kept in the DOM: ${rows}`);
+    const last = await page.$eval('#lines .line:last-of-type', (e) => e.textContent).catch(() => null);
+    const texts = await lineTexts(page);
+    check(texts[texts.length - 1].startsWith(`row ${n} `), `last row is row ${n} (got ${JSON.stringify(texts[texts.length - 1])}, ${last})`);
+    check(texts[0].startsWith(`row ${n - rows + 1} `), `first kept row is row ${n - rows + 1} (got ${JSON.stringify(texts[0].slice(0, 12))})`);
+    check(await page.isVisible('#trimmed'), 'the page says that older lines were dropped');
+    const note = await page.textContent('#trimmed');
+    check(/dropped/.test(note), `trim note: ${note}`);
+    noBrowserErrors(watch);
+    return `${rows} rows kept, finished in ${ms} ms`;
+  } finally { await context.close(); }
+});
+
+scenario('errors: unknown log, duration validation, server refusal, list pick', async () => {
+  const { page, context, watch } = await newPage(ctx.browser);
+  try {
+    // Unknown log -> 404 -> error state.
+    await page.goto(`${ctx.daemon.url}/?log=e2e-no-such-log-${rid()}`);
+    await waitState(page, 'error', 10000);
+    check(/not found/.test(await detail(page)), `error detail says "not found" (got "${await detail(page)}")`);
+
+    // Page-side validation: no request is sent.
+    await page.goto(ctx.daemon.url + '/');
+    for (const bad of ['0', '3601', '-5', '2.5']) {
+      watch.requests.length = 0;
+      await page.fill('#duration', bad);
+      await page.click('#create');
+      eq(await page.getAttribute('#create-msg', 'data-kind'), 'error', `create message kind for duration ${bad}`);
+      check(/1 to 3600/.test(await page.textContent('#create-msg')), `validation message for ${bad}`);
+      await sleep(100);
+      check(!watch.requests.some((r) => r.startsWith('POST')), `no POST sent for duration ${bad} (${watch.requests.join(', ')})`);
+    }
+
+    // The daemon's own refusal, straight from the server (bypassing the page's check).
+    const direct = await page.evaluate(async () => {
+      const r = await fetch('/api/logs?duration=0', { method: 'POST' });
+      return { status: r.status, body: await r.text() };
+    });
+    eq(direct.status, 400, 'POST /api/logs?duration=0 status');
+    check(typeof JSON.parse(direct.body).error === 'string', `400 body is {"error": ...} (got ${direct.body})`);
+    // The page shows a server's error text (a refusal the page cannot predict: 503 over --max-writers).
+    await page.route('**/api/logs?duration=*', (route) => route.fulfill({
+      status: 503, contentType: 'application/json', body: JSON.stringify({ error: 'too many writers (max 1000)' }),
+    }));
+    await page.fill('#duration', '5');
+    await page.click('#create');
+    await page.waitForFunction(() => /too many writers/.test(document.getElementById('create-msg').textContent), null, { timeout: 5000 })
+      .catch(async () => { throw new Failure(`server error text not shown (got "${await page.textContent('#create-msg')}")`); });
+    check(/503/.test(await page.textContent('#create-msg')), 'status code shown with the server error');
+    await page.unroute('**/api/logs?duration=*');
+
+    // The list: refresh, pick a finished log, it streams to finished.
+    const pick = `e2e-pick-${rid()}`;
+    writeLog(pick, ['one', 'two', 'three'], 0o444);
+    await page.click('#refresh');
+    const item = page.locator(`#logs-list .log-item[data-id="${pick}"]`);
+    await item.waitFor({ timeout: 5000 });
+    check(/finished/.test(await item.textContent()), `list shows the picked log as finished (${await item.textContent()})`);
+    await item.click();
+    await waitState(page, 'finished', 10000);
+    const id = await item.getAttribute('data-id');
+    eq(await page.inputValue('#log-id'), id, '#log-id after picking from the list');
+    check(new URL(page.url()).searchParams.get('log') === id, 'URL updated after picking from the list');
+    eq(await count(page), 3, 'lines of the picked log');
+  } finally { await context.close(); }
+});
+
+// ------------------------------------------------------------------ runner
+
+async function main() {
+  let passed = 0, failed = 0;
+  fs.mkdirSync(LOG_DIR, { recursive: true });
+  fs.mkdirSync(OUT, { recursive: true });
+  const todo = scenarios.filter((s) => s.name.includes(ONLY));
+  try {
+    if (!BIN) throw new Error('LOGCAST_BIN is not set');
+    ctx.daemon = await Daemon.start(0);
+    console.log(`# daemon at ${ctx.daemon.url}, log dir ${LOG_DIR}`);
+    ctx.browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: process.env.E2E_HEADFUL !== '1',
+      args: ['--disable-dev-shm-usage', '--no-first-run', '--disable-gpu'],
+    });
+    // playwright closes Chromium itself when this process exits or gets SIGTERM.
+    console.log(`# chromium ${ctx.browser.version()} via playwright-core`);
+  } catch (e) {
+    console.log(`not ok - setup: ${e.message}`);
+    if (ctx.daemon) console.log(ctx.daemon.tail());
+    await teardown();
+    console.log(`0 passed, ${todo.length || 1} failed`);
+    return 1;
+  }
+  for (const [i, s] of todo.entries()) {
+    const t0 = Date.now();
+    try {
+      const note = await Promise.race([
+        s.fn(),
+        sleep(90000, null, { ref: false }).then(() => { throw new Failure('scenario timed out after 90 s'); }),
+      ]);
+      passed++;
+      console.log(`ok ${i + 1} - ${s.name} (${((Date.now() - t0) / 1000).toFixed(1)} s)${note ? ` · ${note}` : ''}`);
+    } catch (e) {
+      failed++;
+      console.log(`not ok ${i + 1} - ${s.name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+      console.log('    ' + String(e instanceof Failure ? e.message : e.stack || e).split('\n').join('\n    '));
+      if (ctx.daemon) console.log('    ' + ctx.daemon.tail(10).split('\n').join('\n    '));
+      if (!ctx.daemon) {
+        try { ctx.daemon = await Daemon.start(0); } catch (e2) { console.log(`    cannot restart the daemon: ${e2.message}`); break; }
+      }
+    }
+  }
+  await teardown();
+  console.log(`${passed} passed, ${failed} failed`);
+  return failed ? 1 : 0;
+}
+
+async function teardown() {
+  if (ctx.browser) await ctx.browser.close().catch(() => {});
+  if (ctx.daemon) {
+    try {
+      const r = await ctx.daemon.stop();
+      if (r.code !== 0) console.log(`# note: daemon exited with code ${r.code} signal ${r.signal} on SIGTERM`);
+    } catch (e) { console.log(`# note: ${e.message}`); }
+  }
+}
+
+process.exitCode = await main();

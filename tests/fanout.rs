@@ -1,0 +1,250 @@
+//! Fan-out and backpressure over real sockets: many streams of one log get the
+//! same bytes from one poll per tick, and a client that stops reading costs the
+//! daemon no memory and loses no line.
+
+mod common;
+
+use common::{eventually, Daemon, SseStream};
+use std::fs::{self, OpenOptions};
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn write_file(path: &Path, bytes: &[u8]) {
+    fs::write(path, bytes).expect("write log file");
+    fs::set_permissions(path, fs::Permissions::from_mode(0o644)).expect("chmod 0644");
+}
+
+fn append(path: &Path, bytes: &[u8]) {
+    let mut f = OpenOptions::new()
+        .append(true)
+        .open(path)
+        .expect("open for append");
+    f.write_all(bytes).expect("append");
+}
+
+fn finish(path: &Path) {
+    fs::set_permissions(path, fs::Permissions::from_mode(0o444)).expect("chmod 0444");
+}
+
+/// The contract's framing of every complete line, then the finished `end` event.
+fn expected_body(content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() * 2);
+    let mut start = 0;
+    let mut lines = 0;
+    while let Some(pos) = content[start..].iter().position(|&b| b == b'\n') {
+        let end = start + pos + 1;
+        let line = &content[start..start + pos];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        out.extend_from_slice(format!("id: {end}\n").as_bytes());
+        for part in String::from_utf8_lossy(line).split('\r') {
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(part.as_bytes());
+            out.push(b'\n');
+        }
+        out.push(b'\n');
+        lines += 1;
+        start = end;
+    }
+    assert_eq!(start, content.len(), "test writes whole lines only");
+    out.extend_from_slice(
+        format!(
+            "event: end\ndata: {{\"reason\": \"finished\", \"lines\": {lines}, \"bytes\": {}}}\n\n",
+            content.len()
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+/// Reads into `raw` until the server closes (true) or the limit passes (false).
+fn read_to_close(s: &mut SseStream, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut chunk = vec![0u8; 256 * 1024];
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        s.sock
+            .set_read_timeout(Some(deadline - now))
+            .expect("timeout");
+        match s.sock.read(&mut chunk) {
+            Ok(0) => return true,
+            Ok(n) => s.raw.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Reads until `raw` ends with `suffix` or the limit passes.
+fn read_until_suffix(s: &mut SseStream, suffix: &[u8], limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut chunk = vec![0u8; 65536];
+    while !s.raw.ends_with(suffix) {
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        s.sock
+            .set_read_timeout(Some(deadline - now))
+            .expect("timeout");
+        match s.sock.read(&mut chunk) {
+            Ok(0) => return s.raw.ends_with(suffix),
+            Ok(n) => s.raw.extend_from_slice(&chunk[..n]),
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// Asserts two large byte sequences are equal, reporting the first difference briefly.
+fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
+    if got == want {
+        return;
+    }
+    let at = got
+        .iter()
+        .zip(want)
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.len().min(want.len()));
+    let ctx = |b: &[u8]| {
+        let lo = at.saturating_sub(120);
+        let hi = (at + 120).min(b.len());
+        String::from_utf8_lossy(&b[lo..hi]).into_owned()
+    };
+    panic!(
+        "{what}: bodies differ at byte {at} (got {} bytes, want {})\n got: {:?}\nwant: {:?}",
+        got.len(),
+        want.len(),
+        ctx(got),
+        ctx(want)
+    );
+}
+
+#[test]
+fn five_hundred_streams_get_identical_bytes_from_one_poll_per_tick() {
+    const STREAMS: usize = 500;
+    const POLL_MS: u128 = 50;
+    let d = Daemon::start(&["--poll-interval-ms", "50"]);
+    let path = d.log_dir.join("fan.log");
+    write_file(&path, b"fan-out starts here\n");
+    let url = "/api/logs/fan/stream";
+    let mut streams: Vec<SseStream> = (0..STREAMS)
+        .map(|_| SseStream::open(&d, url, &[]))
+        .collect();
+    for (i, s) in streams.iter().enumerate() {
+        assert_eq!(s.head.status, 200, "stream {i}: {:?}", s.head);
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || d.metric("logcast_streams_open")
+            == Some(STREAMS as f64)),
+        "streams_open = {:?}",
+        d.metric("logcast_streams_open")
+    );
+
+    let t0 = Instant::now();
+    let polls0 = d
+        .metric("logcast_tail_polls_total")
+        .expect("logcast_tail_polls_total");
+    for i in 0..24 {
+        match i % 4 {
+            0 => append(&path, format!("single line {i}\n").as_bytes()),
+            1 => append(
+                &path,
+                format!("burst {i} a\nburst {i} b\nburst {i} c\n").as_bytes(),
+            ),
+            // A line written in two halves, a poll or more apart.
+            2 => append(&path, format!("first half of line {i} ").as_bytes()),
+            _ => append(
+                &path,
+                format!("and its second half\r\nbare\rcr {i} \u{e9}t\u{e9}\n").as_bytes(),
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(60));
+    }
+    let polls1 = d
+        .metric("logcast_tail_polls_total")
+        .expect("logcast_tail_polls_total");
+    let elapsed = t0.elapsed();
+    finish(&path);
+
+    let content = fs::read(&path).unwrap();
+    let expected = expected_body(&content);
+    for (i, s) in streams.iter_mut().enumerate() {
+        assert!(
+            read_to_close(s, Duration::from_secs(5)),
+            "stream {i} not closed after the end event"
+        );
+        assert_same_bytes(&s.raw, &expected, &format!("stream {i}"));
+    }
+
+    // One poll per tick for the log, not one per stream.
+    let ticks = elapsed.as_millis() / POLL_MS;
+    let polls = polls1 - polls0;
+    assert!(polls >= 1.0, "the log was not polled at all");
+    assert!(
+        polls <= (ticks + 5) as f64,
+        "{polls} tail polls in {elapsed:?} ({ticks} ticks of {POLL_MS} ms) with {STREAMS} streams"
+    );
+}
+
+#[test]
+fn slow_consumer_costs_no_memory_and_loses_no_line() {
+    let d = Daemon::start(&["--poll-interval-ms", "20"]);
+    let path = d.log_dir.join("slow.log");
+    write_file(&path, b"slow consumer begins\n");
+    let mut s = SseStream::open(&d, "/api/logs/slow/stream", &[]);
+    assert_eq!(s.head.status, 200);
+    assert!(
+        read_until_suffix(
+            &mut s,
+            b"data: slow consumer begins\n\n",
+            Duration::from_secs(2)
+        ),
+        "first line"
+    );
+
+    // From here on the client does not read. The kernel buffers a few MB at most.
+    std::thread::sleep(Duration::from_millis(200));
+    let rss0 = d.rss_kib();
+    assert!(rss0 > 0, "cannot read the daemon's RSS");
+    let mut max_rss = rss0;
+    let filler = "x".repeat(88);
+    let mut n = 0u64;
+    let mut written = 0usize;
+    // ~20 MB in 40 chunks of ~512 KiB, over about 3 s.
+    for _ in 0..40 {
+        let mut chunk = String::with_capacity(520 * 1024);
+        while chunk.len() < 512 * 1024 {
+            n += 1;
+            chunk.push_str(&format!("{n:010} {filler}\n"));
+        }
+        append(&path, chunk.as_bytes());
+        written += chunk.len();
+        std::thread::sleep(Duration::from_millis(75));
+        max_rss = max_rss.max(d.rss_kib());
+    }
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(50));
+        max_rss = max_rss.max(d.rss_kib());
+    }
+    assert!(written >= 20_000_000);
+    assert!(
+        max_rss.saturating_sub(rss0) < 4096,
+        "daemon RSS grew from {rss0} KiB to {max_rss} KiB while {written} bytes passed a client that does not read"
+    );
+
+    // The client reads again: every line, in order, then the end event.
+    finish(&path);
+    assert!(
+        read_to_close(&mut s, Duration::from_secs(30)),
+        "stream not closed after the end event"
+    );
+    let content = fs::read(&path).unwrap();
+    assert_same_bytes(&s.raw, &expected_body(&content), "slow consumer");
+}

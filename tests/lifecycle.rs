@@ -1,0 +1,628 @@
+//! Process lifecycle (SPEC section 1): start-up line, option errors, port and
+//! log-dir failures, --help/--version, graceful stop on SIGTERM/SIGINT, and
+//! resource stability under many requests and connections.
+
+mod common;
+
+use common::{is_closed, read_response, temp_dir, wait_timeout, Daemon, BIN};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------------------
+// helpers
+// ---------------------------------------------------------------------------
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the binary with `args` and waits (up to 10 s) for it to exit; a daemon
+/// that keeps running (e.g. because it ignored a bad option) is killed and the
+/// test fails.
+fn run_bin(args: &[&str]) -> Run {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn logcast");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = wait_timeout(&mut child, Duration::from_secs(10));
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("logcast {args:?} did not exit within 10 s (it should have refused to start)");
+    }
+    Run {
+        code: status.unwrap().code(),
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    }
+}
+
+fn dir_arg(dir: &Path) -> String {
+    dir.to_str().unwrap().to_string()
+}
+
+fn healthz_ok(addr: std::net::SocketAddr) -> bool {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return false;
+    };
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    matches!(read_response(&mut s, false), Some(r) if r.status == 200 && r.body == b"ok")
+}
+
+/// A keep-alive connection that has completed one request.
+fn keep_alive_conn(d: &Daemon) -> TcpStream {
+    let mut s = d.connect();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut s, false).expect("response");
+    assert_eq!(r.status, 200);
+    s
+}
+
+// ---------------------------------------------------------------------------
+// start-up
+// ---------------------------------------------------------------------------
+
+#[test]
+fn port_zero_prints_the_listening_url_and_answers() {
+    let dir = temp_dir("lifecycle-port0");
+    let mut child = Command::new(BIN)
+        .args(["--port", "0", "--log-dir", &dir_arg(&dir)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let rest = line
+        .strip_suffix('\n')
+        .unwrap_or_else(|| panic!("no newline-terminated line: {line:?}"));
+    let port = rest
+        .strip_prefix("listening on http://127.0.0.1:")
+        .unwrap_or_else(|| panic!("first stdout line: {line:?}"));
+    let port: u16 = port.parse().unwrap_or_else(|_| panic!("port in {line:?}"));
+    assert_ne!(port, 0, "printed port 0: {line:?}");
+    let ok = healthz_ok(([127, 0, 0, 1], port).into());
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(ok, "printed port {port} does not answer /healthz");
+}
+
+#[test]
+fn missing_log_dir_is_created() {
+    let parent = temp_dir("lifecycle-mkdir");
+    let dir = parent.join("a").join("b");
+    let d = Daemon::start_in(&dir, &[]);
+    assert!(dir.is_dir(), "log dir {dir:?} not created");
+    assert!(healthz_ok(d.addr));
+    drop(d);
+    let _ = std::fs::remove_dir_all(&parent);
+}
+
+#[test]
+fn bad_options_exit_2_with_one_line_naming_the_option() {
+    let dir = temp_dir("lifecycle-badopt");
+    let dir = dir_arg(&dir);
+    let cases: &[(&[&str], &str)] = &[
+        (&["--port", "abc"], "--port"),
+        (&["--port=abc"], "--port"),
+        (&["--port", "70000"], "--port"),
+        (&["--port", "-1"], "--port"),
+        (&["--bogus"], "--bogus"),
+        (&["--port"], "--port"),
+        (&["--write-interval-ms", "0"], "--write-interval-ms"),
+        (&["--write-interval-ms", "x"], "--write-interval-ms"),
+        (&["--poll-interval-ms", "0"], "--poll-interval-ms"),
+        (&["--workers", "0"], "--workers"),
+        (&["--workers", "many"], "--workers"),
+        (&["--header-timeout-ms", "abc"], "--header-timeout-ms"),
+        (&["--idle-timeout-ms", ""], "--idle-timeout-ms"),
+        (&["--max-connections", "lots"], "--max-connections"),
+        (&["--max-writers", "-3"], "--max-writers"),
+        (
+            &["--heartbeat-interval-ms", "1.5"],
+            "--heartbeat-interval-ms",
+        ),
+        (&["--bind", "not-an-address"], "--bind"),
+        (&["--log-dir"], "--log-dir"),
+        (&["stray-positional"], "stray-positional"),
+    ];
+    for (bad, name) in cases {
+        let mut args = vec!["--port", "0", "--log-dir", &dir];
+        args.extend_from_slice(bad);
+        let run = run_bin(&args);
+        assert_eq!(
+            run.code,
+            Some(2),
+            "{bad:?}: exit code; stderr {:?} stdout {:?}",
+            run.stderr,
+            run.stdout
+        );
+        let lines: Vec<&str> = run
+            .stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "{bad:?}: expected exactly one stderr line, got {:?}",
+            run.stderr
+        );
+        assert!(
+            lines[0].contains(name),
+            "{bad:?}: stderr line does not name {name}: {:?}",
+            lines[0]
+        );
+        assert!(
+            !run.stdout.contains("listening on"),
+            "{bad:?}: started anyway: {:?}",
+            run.stdout
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn port_in_use_exits_1() {
+    let dir = temp_dir("lifecycle-inuse");
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port().to_string();
+    let run = run_bin(&[
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--log-dir",
+        &dir_arg(&dir),
+    ]);
+    assert_eq!(run.code, Some(1), "taken port: stderr {:?}", run.stderr);
+    assert!(
+        run.stderr.to_ascii_lowercase().contains("already in use"),
+        "taken port: stderr {:?}",
+        run.stderr
+    );
+    assert!(
+        !run.stdout.contains("listening on"),
+        "stdout {:?}",
+        run.stdout
+    );
+    drop(l);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn second_daemon_on_the_same_port_exits_1() {
+    // The first daemon may use SO_REUSEPORT: a second one must still refuse.
+    let d = Daemon::start(&[]);
+    let dir = temp_dir("lifecycle-second");
+    let port = d.addr.port().to_string();
+    let run = run_bin(&[
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--log-dir",
+        &dir_arg(&dir),
+    ]);
+    assert_eq!(
+        run.code,
+        Some(1),
+        "second daemon: stderr {:?} stdout {:?}",
+        run.stderr,
+        run.stdout
+    );
+    assert!(
+        run.stderr.to_ascii_lowercase().contains("already in use"),
+        "stderr {:?}",
+        run.stderr
+    );
+    assert!(healthz_ok(d.addr), "first daemon disturbed");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn port_in_use_exits_1_with_two_workers() {
+    let dir = temp_dir("lifecycle-inuse-w2");
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port().to_string();
+    let run = run_bin(&[
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--workers",
+        "2",
+        "--log-dir",
+        &dir_arg(&dir),
+    ]);
+    assert_eq!(
+        run.code,
+        Some(1),
+        "taken port, 2 workers: stderr {:?}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.to_ascii_lowercase().contains("already in use"),
+        "stderr {:?}",
+        run.stderr
+    );
+    drop(l);
+
+    // And a second 2-worker daemon next to a running 2-worker daemon.
+    let d = Daemon::start(&["--workers", "2"]);
+    let port = d.addr.port().to_string();
+    let run = run_bin(&[
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--workers",
+        "2",
+        "--log-dir",
+        &dir_arg(&dir),
+    ]);
+    assert_eq!(
+        run.code,
+        Some(1),
+        "second 2-worker daemon: stderr {:?} stdout {:?}",
+        run.stderr,
+        run.stdout
+    );
+    assert!(
+        run.stderr.to_ascii_lowercase().contains("already in use"),
+        "stderr {:?}",
+        run.stderr
+    );
+    // Every request to the port still reaches the first daemon.
+    for _ in 0..20 {
+        assert!(healthz_ok(d.addr), "first daemon disturbed");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn two_workers_stop_on_sigterm_and_free_the_port() {
+    let mut d = Daemon::start(&["--workers", "2"]);
+    for _ in 0..10 {
+        assert!(healthz_ok(d.addr));
+    }
+    let status = d
+        .terminate(Duration::from_secs(2))
+        .expect("no exit within 2 s of SIGTERM");
+    assert_eq!(status.code(), Some(0), "exit status {status:?}");
+    // No worker process keeps the port.
+    let freed = common::eventually(Duration::from_secs(2), || {
+        TcpStream::connect(d.addr).is_err()
+    });
+    assert!(freed, "something still accepts on {} after SIGTERM", d.addr);
+}
+
+#[test]
+fn uncreatable_log_dir_exits_1_naming_it() {
+    let parent = temp_dir("lifecycle-baddir");
+    let file = parent.join("regular-file");
+    std::fs::write(&file, "not a dir").unwrap();
+    for dir in [file.join("sub"), file.clone()] {
+        let d = dir_arg(&dir);
+        let run = run_bin(&["--port", "0", "--log-dir", &d]);
+        assert_eq!(
+            run.code,
+            Some(1),
+            "log dir {d}: stderr {:?} stdout {:?}",
+            run.stderr,
+            run.stdout
+        );
+        assert!(
+            run.stderr.contains(&d),
+            "stderr does not name {d}: {:?}",
+            run.stderr
+        );
+        assert!(
+            !run.stdout.contains("listening on"),
+            "started anyway: {:?}",
+            run.stdout
+        );
+    }
+    let _ = std::fs::remove_dir_all(&parent);
+}
+
+#[test]
+fn unwritable_log_dir_exits_1_naming_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = temp_dir("lifecycle-rodir");
+    let dir = parent.join("ro");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    if std::fs::write(dir.join("probe"), "x").is_ok() {
+        // Running as root: permission bits do not stop writes; nothing to test.
+        eprintln!("skipped: the test runs with privileges that ignore permission bits");
+        let _ = std::fs::remove_dir_all(&parent);
+        return;
+    }
+    let d = dir_arg(&dir);
+    let run = run_bin(&["--port", "0", "--log-dir", &d]);
+    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755));
+    let _ = std::fs::remove_dir_all(&parent);
+    assert_eq!(
+        run.code,
+        Some(1),
+        "read-only log dir: stderr {:?}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&d),
+        "stderr does not name {d}: {:?}",
+        run.stderr
+    );
+}
+
+#[test]
+fn help_mentions_every_option() {
+    let run = run_bin(&["--help"]);
+    assert_eq!(run.code, Some(0), "--help: stderr {:?}", run.stderr);
+    for opt in [
+        "--bind",
+        "--port",
+        "--log-dir",
+        "--write-interval-ms",
+        "--poll-interval-ms",
+        "--heartbeat-interval-ms",
+        "--header-timeout-ms",
+        "--idle-timeout-ms",
+        "--max-connections",
+        "--max-writers",
+        "--workers",
+        "--help",
+        "--version",
+    ] {
+        assert!(
+            run.stdout.contains(opt),
+            "--help does not mention {opt}:\n{}",
+            run.stdout
+        );
+    }
+    assert!(!run.stdout.contains("listening on"));
+}
+
+#[test]
+fn version_prints_name_and_version() {
+    let run = run_bin(&["--version"]);
+    assert_eq!(run.code, Some(0), "--version: stderr {:?}", run.stderr);
+    assert_eq!(
+        run.stdout.trim(),
+        format!("logcast {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+// ---------------------------------------------------------------------------
+// graceful stop
+// ---------------------------------------------------------------------------
+
+fn stop_with(signal: &str) {
+    let mut d = Daemon::start(&[]);
+    let mut conns: Vec<TcpStream> = (0..3).map(|_| keep_alive_conn(&d)).collect();
+    // A connection in the middle of a request head, and one that never spoke.
+    let mut partial = d.connect();
+    partial
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: ")
+        .unwrap();
+    conns.push(partial);
+    conns.push(d.connect());
+    std::thread::sleep(Duration::from_millis(100));
+    let start = Instant::now();
+    common::signal(d.pid(), signal);
+    let status = wait_timeout(&mut d.child, Duration::from_secs(1));
+    let took = start.elapsed();
+    let status = status.unwrap_or_else(|| panic!("no exit within 1 s of SIG{signal}"));
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "SIG{signal}: exit status {status:?} after {took:?}"
+    );
+    for (i, c) in conns.iter_mut().enumerate() {
+        assert!(
+            is_closed(c, Duration::from_secs(1)),
+            "SIG{signal}: connection #{i} not closed"
+        );
+    }
+}
+
+#[test]
+fn sigterm_exits_0_within_1s_with_open_connections() {
+    stop_with("TERM");
+}
+
+#[test]
+fn sigint_exits_0_within_1s_with_open_connections() {
+    stop_with("INT");
+}
+
+#[test]
+fn sigterm_right_after_start_exits_0() {
+    let mut d = Daemon::start(&[]);
+    let status = d
+        .terminate(Duration::from_secs(1))
+        .expect("no exit within 1 s of SIGTERM");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+// ---------------------------------------------------------------------------
+// resource stability
+// ---------------------------------------------------------------------------
+
+/// A buffered reader of pipelined `/healthz` responses.
+struct Pipeline {
+    s: TcpStream,
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl Pipeline {
+    fn new(s: TcpStream) -> Pipeline {
+        Pipeline {
+            s,
+            buf: Vec::with_capacity(1 << 16),
+            start: 0,
+        }
+    }
+
+    fn fill(&mut self) {
+        if self.start > 0 && self.start * 2 > self.buf.len() {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let mut chunk = [0u8; 65536];
+        let n = self.s.read(&mut chunk).expect("read responses");
+        assert!(n > 0, "connection closed in the middle of a pipeline");
+        self.buf.extend_from_slice(&chunk[..n]);
+    }
+
+    /// The next response's status and body.
+    fn next(&mut self) -> (u16, Vec<u8>) {
+        loop {
+            let avail = &self.buf[self.start..];
+            if let Some(end) = avail.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = std::str::from_utf8(&avail[..end]).expect("ascii head");
+                assert!(head.starts_with("HTTP/1.1 "), "bad head {head:?}");
+                let status: u16 = head[9..12].parse().unwrap();
+                let len: usize = head
+                    .split("\r\n")
+                    .find_map(|l| {
+                        let (n, v) = l.split_once(':')?;
+                        n.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())
+                            .flatten()
+                    })
+                    .expect("Content-Length");
+                if avail.len() >= end + 4 + len {
+                    let body = avail[end + 4..end + 4 + len].to_vec();
+                    self.start += end + 4 + len;
+                    return (status, body);
+                }
+            }
+            self.fill();
+        }
+    }
+}
+
+#[test]
+fn many_requests_and_connections_leave_no_leak() {
+    let d = Daemon::start(&[]);
+    assert!(healthz_ok(d.addr));
+    std::thread::sleep(Duration::from_millis(200));
+    let fds0 = d.open_fds();
+    let conns0 = d
+        .metric("logcast_connections_open")
+        .expect("logcast_connections_open metric");
+    assert!(fds0 > 0);
+
+    // 100,000 keep-alive requests over 4 connections, pipelined 100 at a time.
+    let batch: Vec<u8> = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n".repeat(100);
+    let addr = d.addr;
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let batch = batch.clone();
+            std::thread::spawn(move || {
+                let s = TcpStream::connect(addr).unwrap();
+                s.set_nodelay(true).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let mut p = Pipeline::new(s);
+                for b in 0..250 {
+                    p.s.write_all(&batch)
+                        .unwrap_or_else(|e| panic!("conn {w} batch {b}: write {e}"));
+                    for i in 0..100 {
+                        let (status, body) = p.next();
+                        assert!(
+                            status == 200 && body == b"ok",
+                            "conn {w} batch {b} #{i}: {status} {body:?}"
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("pipelining worker failed");
+    }
+
+    // 10,000 connect/close cycles of four kinds.
+    for i in 0..10_000 {
+        let mut s = TcpStream::connect(d.addr).unwrap_or_else(|e| panic!("connect #{i}: {e}"));
+        match i % 4 {
+            0 => {} // connect and leave at once
+            1 => {
+                // a full exchange with Connection: close
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                    .unwrap();
+                let mut all = Vec::new();
+                let _ = s.read_to_end(&mut all);
+                assert!(
+                    all.starts_with(b"HTTP/1.1 200"),
+                    "cycle {i}: {:?}",
+                    String::from_utf8_lossy(&all)
+                );
+            }
+            2 => {
+                // half a request head, then leave
+                let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHo");
+            }
+            _ => {
+                // a full keep-alive request, leave without reading the response
+                let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+            }
+        }
+    }
+
+    assert!(healthz_ok(d.addr), "daemon stopped answering");
+    let back = common::eventually(Duration::from_secs(5), || d.open_fds() <= fds0);
+    assert!(
+        back,
+        "open fds: {} now, {} at the start",
+        d.open_fds(),
+        fds0
+    );
+    let mut last = None;
+    let back = common::eventually(Duration::from_secs(5), || {
+        last = d.metric("logcast_connections_open");
+        last == Some(conns0)
+    });
+    assert!(
+        back,
+        "logcast_connections_open: {last:?} now, {conns0} at the start"
+    );
+    assert!(
+        conns0 <= 1.0,
+        "logcast_connections_open with only the /metrics request open: {conns0}"
+    );
+}

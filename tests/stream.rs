@@ -1,0 +1,955 @@
+//! Integration tests of `GET /api/logs/<id>/stream` over real sockets: exact SSE
+//! bytes, resume by byte offset, tail, truncation/rotation/deletion, heartbeats,
+//! graceful stop and disconnect detection. Most tests write the log file
+//! themselves so every byte on the wire is known in advance.
+
+mod common;
+
+use common::{eventually, parse_event, Daemon, Event, SseStream};
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const FAST: &[&str] = &["--write-interval-ms", "50", "--poll-interval-ms", "20"];
+const SHUTDOWN: &str = "event: shutdown\ndata: {\"reason\": \"shutdown\"}\n\n";
+const RESET: &str = "id: 0\nevent: reset\ndata: {\"offset\": 0}\n\n";
+
+// ---------------------------------------------------------------------------
+// File helpers: the test is the log writer.
+
+fn write_file(path: &Path, bytes: &[u8]) {
+    fs::write(path, bytes).expect("write log file");
+    fs::set_permissions(path, fs::Permissions::from_mode(0o644)).expect("chmod 0644");
+}
+
+fn append(path: &Path, bytes: &[u8]) {
+    let mut f = OpenOptions::new()
+        .append(true)
+        .open(path)
+        .expect("open for append");
+    f.write_all(bytes).expect("append");
+}
+
+/// A read-only log is finished.
+fn finish(path: &Path) {
+    fs::set_permissions(path, fs::Permissions::from_mode(0o444)).expect("chmod 0444");
+}
+
+fn stream_url(id: &str) -> String {
+    format!("/api/logs/{id}/stream")
+}
+
+// ---------------------------------------------------------------------------
+// Expected framing, computed independently from the file's bytes.
+
+/// One line (without its `\n`) ending at byte offset `id`, as the contract frames it.
+fn frame(line: &[u8], id: usize) -> String {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let text = String::from_utf8_lossy(line);
+    let mut out = format!("id: {id}\n");
+    for part in text.split('\r') {
+        out.push_str("data: ");
+        out.push_str(part);
+        out.push('\n');
+    }
+    out.push('\n');
+    out
+}
+
+/// Every complete line of `content` that starts at or after `from`.
+fn frames(content: &[u8], from: usize) -> String {
+    let mut out = String::new();
+    let mut start = from;
+    while let Some(pos) = content[start..].iter().position(|&b| b == b'\n') {
+        let end = start + pos + 1;
+        out.push_str(&frame(&content[start..start + pos], end));
+        start = end;
+    }
+    out
+}
+
+fn line_count(content: &[u8]) -> usize {
+    let newlines = content.iter().filter(|&&b| b == b'\n').count();
+    newlines + usize::from(!content.is_empty() && !content.ends_with(b"\n"))
+}
+
+fn end_frame(content: &[u8]) -> String {
+    format!(
+        "event: end\ndata: {{\"reason\": \"finished\", \"lines\": {}, \"bytes\": {}}}\n\n",
+        line_count(content),
+        content.len()
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Raw socket reading: everything goes into `SseStream::raw`. Once a test reads
+// a stream with these helpers it must not call `next_event` on it again.
+
+enum Got {
+    Bytes,
+    Timeout,
+    Closed,
+}
+
+fn read_some(s: &mut SseStream, wait: Duration) -> Got {
+    s.sock
+        .set_read_timeout(Some(wait.max(Duration::from_millis(1))))
+        .expect("timeout");
+    let mut chunk = vec![0u8; 65536];
+    match s.sock.read(&mut chunk) {
+        Ok(0) => Got::Closed,
+        Ok(n) => {
+            s.raw.extend_from_slice(&chunk[..n]);
+            Got::Bytes
+        }
+        Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {
+            Got::Timeout
+        }
+        Err(_) => Got::Closed,
+    }
+}
+
+/// Reads until `done(raw)` holds, the limit passes, or the peer closes.
+fn read_until(s: &mut SseStream, limit: Duration, mut done: impl FnMut(&[u8]) -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done(&s.raw) {
+            return true;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        if let Got::Closed = read_some(s, deadline - now) {
+            return done(&s.raw);
+        }
+    }
+}
+
+/// Reads until the server closes; true if it closed within the limit.
+fn read_to_close(s: &mut SseStream, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        if let Got::Closed = read_some(s, deadline - now) {
+            return true;
+        }
+    }
+}
+
+/// True when nothing arrives (and the connection stays open) for `dur`.
+fn quiet(s: &mut SseStream, dur: Duration) -> bool {
+    let deadline = Instant::now() + dur;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return true;
+        }
+        match read_some(s, deadline - now) {
+            Got::Timeout => continue,
+            Got::Bytes | Got::Closed => return false,
+        }
+    }
+}
+
+fn show(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Reads until the body is at least as long as `expected` (or diverges from
+/// it), then asserts the whole raw body equals `expected` byte for byte.
+fn expect_raw(s: &mut SseStream, expected: &str, limit: Duration, what: &str) {
+    let want = expected.as_bytes();
+    read_until(s, limit, |raw| {
+        raw.len() >= want.len() || !want.starts_with(raw)
+    });
+    assert_eq!(show(&s.raw), show(want), "{what}: raw SSE body differs");
+}
+
+/// Splits a raw body into its events (complete blocks only).
+fn raw_events(raw: &[u8]) -> Vec<Event> {
+    let mut out = Vec::new();
+    let mut rest = raw;
+    while let Some(pos) = rest.windows(2).position(|w| w == b"\n\n") {
+        out.push(parse_event(&rest[..pos + 1]));
+        rest = &rest[pos + 2..];
+    }
+    out
+}
+
+fn no_content_length(s: &SseStream) -> bool {
+    s.head.header("content-length").is_none()
+}
+
+// ---------------------------------------------------------------------------
+// Headers
+
+#[test]
+fn headers_are_exact_and_sent_before_any_line_exists() {
+    let d = Daemon::start(FAST);
+    let path = d.log_dir.join("empty.log");
+    write_file(&path, b"");
+    let started = Instant::now();
+    let mut s = SseStream::open(&d, &stream_url("empty"), &[]);
+    let head_after = started.elapsed();
+    assert!(
+        head_after < Duration::from_secs(2),
+        "head took {head_after:?} on an empty log"
+    );
+    assert_eq!(s.head.status, 200, "{:?}", s.head);
+    assert_eq!(
+        s.head.header("content-type"),
+        Some("text/event-stream"),
+        "{:?}",
+        s.head.headers
+    );
+    assert_eq!(
+        s.head.header("cache-control"),
+        Some("no-cache"),
+        "{:?}",
+        s.head.headers
+    );
+    assert_eq!(
+        s.head.header("x-accel-buffering"),
+        Some("no"),
+        "{:?}",
+        s.head.headers
+    );
+    assert_eq!(
+        s.head.header("connection"),
+        Some("keep-alive"),
+        "{:?}",
+        s.head.headers
+    );
+    assert_eq!(
+        s.head.header("server"),
+        Some("logcast"),
+        "{:?}",
+        s.head.headers
+    );
+    assert!(
+        no_content_length(&s),
+        "SSE response must not carry Content-Length: {:?}",
+        s.head.headers
+    );
+    assert!(
+        s.head.header("content-encoding").is_none(),
+        "never compressed: {:?}",
+        s.head.headers
+    );
+    // No preamble: the body is only events, and there is no line yet.
+    assert!(
+        quiet(&mut s, Duration::from_millis(300)),
+        "bytes before any line: {:?}",
+        show(&s.raw)
+    );
+    append(&path, b"first\n");
+    expect_raw(
+        &mut s,
+        "id: 6\ndata: first\n\n",
+        Duration::from_secs(2),
+        "first line",
+    );
+}
+
+// ---------------------------------------------------------------------------
+// A log created by POST, streamed from its first line to its end
+
+#[test]
+fn posted_log_streams_every_line_then_end_then_204_on_reconnect() {
+    let d = Daemon::start(FAST);
+    let id = d.create_log(1);
+    let path = d.log_path(&id);
+    let mut s = SseStream::open(&d, &stream_url(&id), &[]);
+    assert_eq!(s.head.status, 200, "{:?}", s.head);
+
+    let first = s.next_event(Duration::from_secs(2)).expect("first event");
+    let data = first.data.clone().expect("first event has data");
+    assert!(data.starts_with("[LOG CREATED] "), "first event: {first:?}");
+    let content = fs::read(&path).expect("read log");
+    let first_line_len = content
+        .iter()
+        .position(|&b| b == b'\n')
+        .expect("first line complete");
+    assert_eq!(
+        first.id.as_deref(),
+        Some((first_line_len + 1).to_string().as_str()),
+        "{first:?}"
+    );
+    assert_eq!(data.as_bytes(), &content[..first_line_len]);
+
+    assert!(
+        read_to_close(&mut s, Duration::from_secs(8)),
+        "server did not close after the end event"
+    );
+    let mode = fs::metadata(&path).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o444, "a finished log is read-only");
+    let content = fs::read(&path).expect("read log");
+    assert!(
+        line_count(&content) > 5,
+        "writer wrote only {} lines",
+        line_count(&content)
+    );
+    let expected = frames(&content, 0) + &end_frame(&content);
+    assert_eq!(show(&s.raw), expected, "whole stream of a POSTed log");
+
+    // Reconnecting at the end of a finished log: 204, which stops EventSource.
+    let bytes = content.len();
+    let r = SseStream::open(&d, &stream_url(&id), &[&format!("Last-Event-ID: {bytes}")]);
+    assert_eq!(r.head.status, 204, "{:?}", r.head);
+    assert!(
+        r.head.header("content-length").is_none(),
+        "204 has no Content-Length: {:?}",
+        r.head.headers
+    );
+    let r = SseStream::open(
+        &d,
+        &format!("{}?last_event_id={bytes}", stream_url(&id)),
+        &[],
+    );
+    assert_eq!(
+        r.head.status, 204,
+        "?last_event_id at the end: {:?}",
+        r.head
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Exact bytes
+
+#[test]
+fn exact_bytes_for_crlf_bare_cr_invalid_utf8_and_a_partial_line() {
+    let d = Daemon::start(FAST);
+    let path = d.log_dir.join("exact.log");
+    write_file(&path, b"a\nbb\r\nc\rd\n\xff\xfeok\ntail-without-newline");
+    let mut s = SseStream::open(&d, &stream_url("exact"), &[]);
+    assert_eq!(s.head.status, 200);
+
+    let mut expected =
+        String::from("id: 2\ndata: a\n\nid: 6\ndata: bb\n\nid: 10\ndata: c\ndata: d\n\nid: 15\ndata: \u{FFFD}\u{FFFD}ok\n\n");
+    assert_eq!(
+        frames(&fs::read(&path).unwrap(), 0),
+        expected,
+        "test's own framing"
+    );
+    expect_raw(&mut s, &expected, Duration::from_secs(2), "complete lines");
+
+    // The partial line is held back until its `\n` arrives.
+    assert!(
+        quiet(&mut s, Duration::from_millis(400)),
+        "partial line sent early: {:?}",
+        show(&s.raw)
+    );
+    append(&path, b"\n");
+    expected.push_str("id: 36\ndata: tail-without-newline\n\n");
+    expect_raw(&mut s, &expected, Duration::from_secs(2), "completed line");
+
+    finish(&path);
+    expected
+        .push_str("event: end\ndata: {\"reason\": \"finished\", \"lines\": 5, \"bytes\": 36}\n\n");
+    expect_raw(&mut s, &expected, Duration::from_secs(2), "end event");
+    assert!(
+        read_to_close(&mut s, Duration::from_secs(2)),
+        "server closes after end"
+    );
+    assert_eq!(show(&s.raw), expected, "nothing after the end event");
+}
+
+#[test]
+fn finished_log_sends_its_unterminated_last_line_with_the_file_size_as_id() {
+    let d = Daemon::start(FAST);
+    // Already finished when the stream opens.
+    let path = d.log_dir.join("done.log");
+    write_file(&path, b"x\nlast");
+    finish(&path);
+    let mut s = SseStream::open(&d, &stream_url("done"), &[]);
+    assert_eq!(s.head.status, 200);
+    assert!(
+        read_to_close(&mut s, Duration::from_secs(3)),
+        "server closes after end"
+    );
+    let expected = "id: 2\ndata: x\n\nid: 6\ndata: last\n\n\
+                    event: end\ndata: {\"reason\": \"finished\", \"lines\": 2, \"bytes\": 6}\n\n";
+    assert_eq!(show(&s.raw), expected);
+    let r = SseStream::open(&d, &stream_url("done"), &["Last-Event-ID: 6"]);
+    assert_eq!(r.head.status, 204, "{:?}", r.head);
+
+    // Finished while streaming: the held-back line goes out at the finish.
+    let path = d.log_dir.join("later.log");
+    write_file(&path, b"x\nlast");
+    let mut s = SseStream::open(&d, &stream_url("later"), &[]);
+    expect_raw(
+        &mut s,
+        "id: 2\ndata: x\n\n",
+        Duration::from_secs(2),
+        "complete line",
+    );
+    assert!(
+        quiet(&mut s, Duration::from_millis(300)),
+        "partial line sent early: {:?}",
+        show(&s.raw)
+    );
+    finish(&path);
+    expect_raw(
+        &mut s,
+        expected,
+        Duration::from_secs(2),
+        "finish while streaming",
+    );
+    assert!(
+        read_to_close(&mut s, Duration::from_secs(2)),
+        "server closes after end"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Liveness
+
+#[test]
+fn appended_lines_arrive_promptly() {
+    let d = Daemon::start(FAST);
+    let path = d.log_dir.join("live.log");
+    write_file(&path, b"start\n");
+    let mut s = SseStream::open(&d, &stream_url("live"), &[]);
+    expect_raw(
+        &mut s,
+        "id: 6\ndata: start\n\n",
+        Duration::from_secs(2),
+        "initial line",
+    );
+    for i in 0..5 {
+        append(&path, format!("appended line {i}\n").as_bytes());
+        let content = fs::read(&path).unwrap();
+        let t = Instant::now();
+        expect_raw(
+            &mut s,
+            &frames(&content, 0),
+            Duration::from_secs(2),
+            "appended line",
+        );
+        assert!(t.elapsed() < Duration::from_secs(2));
+        std::thread::sleep(Duration::from_millis(30 * i));
+    }
+    // Several lines in one write all arrive.
+    append(&path, b"burst 1\nburst 2\nburst 3\n");
+    let content = fs::read(&path).unwrap();
+    expect_raw(
+        &mut s,
+        &frames(&content, 0),
+        Duration::from_secs(2),
+        "burst",
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Resume
+
+enum Resume {
+    Header,
+    LastEventIdParam,
+    FromParam,
+}
+
+fn check_resume(how: Resume) {
+    let d = Daemon::start(FAST);
+    let path = d.log_dir.join("resume.log");
+    let mut content = Vec::new();
+    for i in 1..=6 {
+        content.extend_from_slice(format!("line {i} of the resume test\n").as_bytes());
+    }
+    write_file(&path, &content);
+
+    let mut s1 = SseStream::open(&d, &stream_url("resume"), &[]);
+    let mut seen: Vec<Event> = Vec::new();
+    for _ in 0..3 {
+        seen.push(
+            s1.next_event(Duration::from_secs(2))
+                .expect("event before disconnect"),
+        );
+    }
+    let last: usize = seen[2]
+        .id
+        .as_deref()
+        .expect("id")
+        .parse()
+        .expect("numeric id");
+    drop(s1);
+
+    // Lines written while the client is away.
+    for i in 7..=10 {
+        append(&path, format!("line {i} of the resume test\n").as_bytes());
+    }
+    let content = fs::read(&path).unwrap();
+
+    let header = format!("Last-Event-ID: {last}");
+    let (target, headers): (String, Vec<&str>) = match how {
+        Resume::Header => (stream_url("resume"), vec![header.as_str()]),
+        Resume::LastEventIdParam => (
+            format!("{}?last_event_id={last}", stream_url("resume")),
+            vec![],
+        ),
+        Resume::FromParam => (format!("{}?from={last}", stream_url("resume")), vec![]),
+    };
+    let mut s2 = SseStream::open(&d, &target, &headers);
+    assert_eq!(s2.head.status, 200, "{:?}", s2.head);
+    expect_raw(
+        &mut s2,
+        &frames(&content, last),
+        Duration::from_secs(2),
+        "resumed stream",
+    );
+    assert!(
+        quiet(&mut s2, Duration::from_millis(300)),
+        "extra bytes after resume: {:?}",
+        show(&s2.raw)
+    );
+
+    // Nothing lost, nothing repeated.
+    let mut lines: Vec<String> = seen.iter().map(|e| e.data.clone().unwrap()).collect();
+    lines.extend(raw_events(&s2.raw).into_iter().map(|e| e.data.unwrap()));
+    let file_lines: Vec<String> = show(&content).lines().map(str::to_string).collect();
+    assert_eq!(lines, file_lines);
+}
+
+#[test]
+fn resume_with_last_event_id_header() {
+    check_resume(Resume::Header);
+}
+
+#[test]
+fn resume_with_last_event_id_query_parameter() {
+    check_resume(Resume::LastEventIdParam);
+}
+
+#[test]
+fn resume_with_from_query_parameter() {
+    check_resume(Resume::FromParam);
+}
+
+#[test]
+fn resume_offsets_inside_a_line_past_the_end_and_not_numbers() {
+    let d = Daemon::start(FAST);
+    let path = d.log_dir.join("offs.log");
+    let content = b"aaaa\nbbbb\ncccc\n"; // lines end at 5, 10, 15
+    write_file(&path, content);
+    let all = "id: 5\ndata: aaaa\n\nid: 10\ndata: bbbb\n\nid: 15\ndata: cccc\n\n";
+    let url = stream_url("offs");
+    let cases: Vec<(String, Vec<String>, &str, &str)> = vec![
+        (format!("{url}?from=0"), vec![], all, "from=0"),
+        (
+            format!("{url}?from=5"),
+            vec![],
+            "id: 10\ndata: bbbb\n\nid: 15\ndata: cccc\n\n",
+            "at a line start",
+        ),
+        (
+            format!("{url}?from=7"),
+            vec![],
+            "id: 15\ndata: cccc\n\n",
+            "inside a line",
+        ),
+        (
+            format!("{url}?last_event_id=1"),
+            vec![],
+            "id: 10\ndata: bbbb\n\nid: 15\ndata: cccc\n\n",
+            "inside line 1",
+        ),
+        (
+            url.clone(),
+            vec!["Last-Event-ID: 7".into()],
+            "id: 15\ndata: cccc\n\n",
+            "header inside a line",
+        ),
+        (format!("{url}?from=1000"), vec![], all, "past the end"),
+        (
+            url.clone(),
+            vec!["Last-Event-ID: 99999".into()],
+            all,
+            "header past the end",
+        ),
+        (format!("{url}?from=abc"), vec![], all, "not a number"),
+        (format!("{url}?last_event_id=-3"), vec![], all, "negative"),
+        (
+            url.clone(),
+            vec!["Last-Event-ID: xyz".into()],
+            all,
+            "header not a number",
+        ),
+    ];
+    for (target, headers, expected, what) in cases {
+        let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+        let mut s = SseStream::open(&d, &target, &headers);
+        assert_eq!(s.head.status, 200, "{what}: {:?}", s.head);
+        expect_raw(&mut s, expected, Duration::from_secs(2), what);
+        assert!(
+            quiet(&mut s, Duration::from_millis(150)),
+            "{what}: extra bytes {:?}",
+            show(&s.raw)
+        );
+    }
+
+    // At the end of a log still being written: nothing yet, then the next line.
+    let mut s = SseStream::open(&d, &format!("{url}?from=15"), &[]);
+    assert_eq!(s.head.status, 200);
+    assert!(
+        quiet(&mut s, Duration::from_millis(300)),
+        "at the end: {:?}",
+        show(&s.raw)
+    );
+    append(&path, b"dddd\n");
+    expect_raw(
+        &mut s,
+        "id: 20\ndata: dddd\n\n",
+        Duration::from_secs(2),
+        "line after resume at end",
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Tail
+
+#[test]
+fn tail_gives_the_last_complete_lines_and_last_event_id_wins() {
+    let d = Daemon::start(FAST);
+    let path = d.log_dir.join("tail.log");
+    write_file(&path, b"l1\nl2\nl3\nl4\npartial"); // ends at 3, 6, 9, 12
+    let url = stream_url("tail");
+
+    let mut s = SseStream::open(&d, &format!("{url}?tail=2"), &[]);
+    assert_eq!(s.head.status, 200);
+    let mut expected = String::from("id: 9\ndata: l3\n\nid: 12\ndata: l4\n\n");
+    expect_raw(&mut s, &expected, Duration::from_secs(2), "tail=2");
+    assert!(
+        quiet(&mut s, Duration::from_millis(200)),
+        "tail=2 extra: {:?}",
+        show(&s.raw)
+    );
+
+    let mut s1 = SseStream::open(&d, &format!("{url}?tail=1"), &["Last-Event-ID: 3"]);
+    expect_raw(
+        &mut s1,
+        "id: 6\ndata: l2\n\nid: 9\ndata: l3\n\nid: 12\ndata: l4\n\n",
+        Duration::from_secs(2),
+        "Last-Event-ID wins over tail",
+    );
+
+    let mut s2 = SseStream::open(&d, &format!("{url}?tail=10"), &[]);
+    expect_raw(
+        &mut s2,
+        &frames(b"l1\nl2\nl3\nl4\n", 0),
+        Duration::from_secs(2),
+        "tail larger than the file",
+    );
+
+    append(&path, b"\n");
+    expected.push_str("id: 20\ndata: partial\n\n");
+    expect_raw(
+        &mut s,
+        &expected,
+        Duration::from_secs(2),
+        "tail stream continues",
+    );
+}
+
+fn io_rchar(pid: u32) -> Option<u64> {
+    let io = fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("rchar:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn reads(d: &Daemon) -> f64 {
+    d.metric("logcast_tail_reads_total")
+        .expect("logcast_tail_reads_total")
+        + d.metric("logcast_catchup_reads_total")
+            .expect("logcast_catchup_reads_total")
+}
+
+#[test]
+fn tail_on_a_gigabyte_file_does_not_read_the_gigabyte() {
+    let d = Daemon::start(&["--poll-interval-ms", "100"]);
+    let path = d.log_dir.join("big.log");
+    let end_of_hole = (1u64 << 30) - 100;
+    {
+        let mut f = File::create(&path).expect("create big file");
+        f.write_all(b"first line\nsecond line\n").unwrap();
+        // A hole: costs no disk, reads as NULs (one giant line with no `\n`).
+        f.seek(SeekFrom::Start(end_of_hole)).unwrap();
+        f.write_all(b"\nlast-1\nlast-2\n").unwrap();
+    }
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    let size = end_of_hole + 15;
+    assert_eq!(fs::metadata(&path).unwrap().len(), size);
+
+    let reads_before = reads(&d);
+    let rchar_before = io_rchar(d.pid());
+    let t = Instant::now();
+    let mut s = SseStream::open(&d, &format!("{}?tail=2", stream_url("big")), &[]);
+    assert_eq!(s.head.status, 200, "{:?}", s.head);
+    let expected = format!(
+        "id: {}\ndata: last-1\n\nid: {}\ndata: last-2\n\n",
+        end_of_hole + 8,
+        size
+    );
+    expect_raw(&mut s, &expected, Duration::from_secs(5), "tail=2 of 1 GiB");
+    let took = t.elapsed();
+    assert!(
+        quiet(&mut s, Duration::from_millis(300)),
+        "extra bytes: {:?}",
+        show(&s.raw)
+    );
+
+    let reads_after = reads(&d);
+    assert!(
+        reads_after - reads_before < 100.0,
+        "tail + catchup reads grew by {} for tail=2 (took {took:?})",
+        reads_after - reads_before
+    );
+    if let (Some(a), Some(b)) = (rchar_before, io_rchar(d.pid())) {
+        assert!(
+            b - a < 64 << 20,
+            "the daemon read {} bytes for tail=2 of a 1 GiB file",
+            b - a
+        );
+    }
+
+    append(&path, b"after\n");
+    let expected = format!("{expected}id: {}\ndata: after\n\n", size + 6);
+    expect_raw(
+        &mut s,
+        &expected,
+        Duration::from_secs(2),
+        "line appended to the big file",
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Truncation, rotation, deletion
+
+#[test]
+fn truncation_sends_reset_then_the_new_lines_from_zero() {
+    let d = Daemon::start(FAST);
+    let path = d.log_dir.join("trunc.log");
+    write_file(&path, b"one\ntwo\n");
+    let mut s = SseStream::open(&d, &stream_url("trunc"), &[]);
+    let mut expected = String::from("id: 4\ndata: one\n\nid: 8\ndata: two\n\n");
+    expect_raw(
+        &mut s,
+        &expected,
+        Duration::from_secs(2),
+        "before truncation",
+    );
+
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200)); // several polls see the shrunk file
+    append(&path, b"new1\n");
+    expected.push_str(RESET);
+    expected.push_str("id: 5\ndata: new1\n\n");
+    expect_raw(
+        &mut s,
+        &expected,
+        Duration::from_secs(2),
+        "after truncation",
+    );
+    append(&path, b"new2\n");
+    expected.push_str("id: 10\ndata: new2\n\n");
+    expect_raw(
+        &mut s,
+        &expected,
+        Duration::from_secs(2),
+        "after truncation, next line",
+    );
+}
+
+#[test]
+fn rotation_sends_reset_then_the_new_files_lines() {
+    let d = Daemon::start(FAST);
+    let path = d.log_dir.join("rot.log");
+    write_file(&path, b"one\ntwo\n");
+    let mut s = SseStream::open(&d, &stream_url("rot"), &[]);
+    let mut expected = String::from("id: 4\ndata: one\n\nid: 8\ndata: two\n\n");
+    expect_raw(&mut s, &expected, Duration::from_secs(2), "before rotation");
+
+    // The new file is longer than the old offset: only a replaced-file check
+    // (not a size check) notices it.
+    fs::rename(&path, d.log_dir.join("rot.old")).unwrap();
+    let tmp = d.log_dir.join("rot.tmp");
+    write_file(&tmp, b"rotated-1\nrotated-2\n");
+    fs::rename(&tmp, &path).unwrap();
+    expected.push_str(RESET);
+    expected.push_str("id: 10\ndata: rotated-1\n\nid: 20\ndata: rotated-2\n\n");
+    expect_raw(&mut s, &expected, Duration::from_secs(3), "after rotation");
+
+    append(&path, b"rotated-3\n");
+    append(&d.log_dir.join("rot.old"), b"old file line\n");
+    expected.push_str("id: 30\ndata: rotated-3\n\n");
+    expect_raw(
+        &mut s,
+        &expected,
+        Duration::from_secs(2),
+        "follows the new file",
+    );
+    assert!(
+        quiet(&mut s, Duration::from_millis(200)),
+        "extra bytes: {:?}",
+        show(&s.raw)
+    );
+}
+
+#[test]
+fn deletion_ends_the_stream_with_reason_deleted() {
+    let d = Daemon::start(FAST);
+    let path = d.log_dir.join("gone.log");
+    write_file(&path, b"x\n");
+    let mut s = SseStream::open(&d, &stream_url("gone"), &[]);
+    expect_raw(
+        &mut s,
+        "id: 2\ndata: x\n\n",
+        Duration::from_secs(2),
+        "before deletion",
+    );
+    fs::remove_file(&path).unwrap();
+    let t = Instant::now();
+    let ended = read_until(&mut s, Duration::from_secs(4), |raw| {
+        raw.ends_with(b"\n\n") && raw.len() > 15
+    });
+    assert!(ended, "no end event after deletion: {:?}", show(&s.raw));
+    let took = t.elapsed();
+    let events = raw_events(&s.raw);
+    let end = events.last().unwrap();
+    assert_eq!(end.event.as_deref(), Some("end"), "{:?}", show(&s.raw));
+    assert!(
+        end.data
+            .as_deref()
+            .unwrap_or("")
+            .contains("\"reason\": \"deleted\""),
+        "{end:?}"
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "end after deletion took {took:?}"
+    );
+    assert!(
+        read_to_close(&mut s, Duration::from_secs(2)),
+        "server closes after the deleted end"
+    );
+    assert_eq!(raw_events(&s.raw).len(), 2, "{:?}", show(&s.raw));
+    let r = d.get("/healthz");
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"));
+}
+
+// ---------------------------------------------------------------------------
+// Heartbeat, graceful stop, disconnects, unknown log
+
+#[test]
+fn heartbeat_comment_after_silence() {
+    let d = Daemon::start(&["--poll-interval-ms", "20", "--heartbeat-interval-ms", "200"]);
+    let path = d.log_dir.join("quiet.log");
+    write_file(&path, b"x\n");
+    let mut s = SseStream::open(&d, &stream_url("quiet"), &[]);
+    let expected = "id: 2\ndata: x\n\n: keepalive\n\n";
+    expect_raw(&mut s, expected, Duration::from_secs(2), "heartbeat");
+    // And it keeps coming while nothing is written.
+    let more = read_until(&mut s, Duration::from_secs(2), |raw| {
+        raw.len() >= expected.len() + 13
+    });
+    assert!(more, "second heartbeat missing: {:?}", show(&s.raw));
+    assert!(
+        show(&s.raw).starts_with(&format!("{expected}: keepalive\n\n")),
+        "{:?}",
+        show(&s.raw)
+    );
+}
+
+#[test]
+fn sigterm_sends_shutdown_to_every_stream_and_exits_zero() {
+    let mut d = Daemon::start(FAST);
+    let path = d.log_dir.join("ext.log");
+    write_file(&path, b"x\n");
+    let id = d.create_log(60);
+    let mut streams = vec![
+        SseStream::open(&d, &stream_url("ext"), &[]),
+        SseStream::open(&d, &stream_url("ext"), &[]),
+        SseStream::open(&d, &stream_url(&id), &[]),
+    ];
+    for s in streams.iter_mut() {
+        assert_eq!(s.head.status, 200);
+        assert!(
+            read_until(s, Duration::from_secs(2), |raw| raw.ends_with(b"\n\n")),
+            "first event"
+        );
+    }
+    let status = d
+        .terminate(Duration::from_secs(3))
+        .expect("daemon did not exit within 3 s of SIGTERM");
+    assert!(status.success(), "exit status {status:?}");
+    for (i, s) in streams.iter_mut().enumerate() {
+        assert!(
+            read_to_close(s, Duration::from_secs(2)),
+            "stream {i} not closed"
+        );
+        let body = show(&s.raw);
+        assert!(
+            body.ends_with(SHUTDOWN),
+            "stream {i} did not end with the shutdown event: {body:?}"
+        );
+        assert_eq!(
+            body.matches("event: shutdown").count(),
+            1,
+            "stream {i}: {body:?}"
+        );
+    }
+    let mode = fs::metadata(d.log_path(&id)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode, 0o444,
+        "a writer's log is finished by the graceful stop"
+    );
+}
+
+#[test]
+fn client_disconnects_are_noticed() {
+    let d = Daemon::start(FAST);
+    write_file(&d.log_dir.join("many.log"), b"x\n");
+    let mut streams: Vec<SseStream> = (0..20)
+        .map(|_| SseStream::open(&d, &stream_url("many"), &[]))
+        .collect();
+    for s in streams.iter_mut() {
+        assert_eq!(s.head.status, 200);
+        assert!(read_until(s, Duration::from_secs(2), |raw| raw.ends_with(b"\n\n")));
+    }
+    assert!(
+        eventually(Duration::from_secs(2), || d.metric("logcast_streams_open")
+            == Some(20.0)),
+        "streams_open = {:?}",
+        d.metric("logcast_streams_open")
+    );
+    drop(streams);
+    assert!(
+        eventually(Duration::from_secs(1), || d.metric("logcast_streams_open")
+            == Some(0.0)),
+        "streams_open after disconnect = {:?}",
+        d.metric("logcast_streams_open")
+    );
+}
+
+#[test]
+fn unknown_log_stream_is_404_json() {
+    let d = Daemon::start(FAST);
+    let r = d.get(&stream_url("no-such-log"));
+    assert_eq!(r.status, 404, "{r:?}");
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.header("server"), Some("logcast"));
+    assert!(r.text().starts_with("{\"error\": \""), "{}", r.text());
+    let r = d.get(&format!("{}?tail=3", stream_url("no-such-log")));
+    assert_eq!(r.status, 404, "{r:?}");
+}
