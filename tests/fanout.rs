@@ -186,6 +186,10 @@ fn five_hundred_streams_get_identical_bytes_from_one_poll_per_tick() {
     // One poll per tick for the log, not one per stream.
     let ticks = elapsed.as_millis() / POLL_MS;
     let polls = polls1 - polls0;
+    eprintln!(
+        "fan-out: {polls} tail polls in {elapsed:?} ({ticks} ticks), {} bytes per stream",
+        expected.len()
+    );
     assert!(polls >= 1.0, "the log was not polled at all");
     assert!(
         polls <= (ticks + 5) as f64,
@@ -234,6 +238,9 @@ fn slow_consumer_costs_no_memory_and_loses_no_line() {
         max_rss = max_rss.max(d.rss_kib());
     }
     assert!(written >= 20_000_000);
+    eprintln!(
+        "slow consumer: RSS {rss0} KiB -> max {max_rss} KiB while {written} bytes were written"
+    );
     assert!(
         max_rss.saturating_sub(rss0) < 4096,
         "daemon RSS grew from {rss0} KiB to {max_rss} KiB while {written} bytes passed a client that does not read"

@@ -378,6 +378,14 @@ fn finished_log_sends_its_unterminated_last_line_with_the_file_size_as_id() {
     assert_eq!(show(&s.raw), expected);
     let r = SseStream::open(&d, &stream_url("done"), &["Last-Event-ID: 6"]);
     assert_eq!(r.head.status, 204, "{:?}", r.head);
+    // "at or past the end of a finished log" -> 204, by header or query.
+    for (target, header) in [
+        (format!("{}?from=6", stream_url("done")), vec![]),
+        (format!("{}?last_event_id=6", stream_url("done")), vec![]),
+    ] {
+        let r = SseStream::open(&d, &target, &header);
+        assert_eq!(r.head.status, 204, "{target} {header:?}: {:?}", r.head);
+    }
 
     // Finished while streaming: the held-back line goes out at the finish.
     let path = d.log_dir.join("later.log");
@@ -405,6 +413,30 @@ fn finished_log_sends_its_unterminated_last_line_with_the_file_size_as_id() {
         read_to_close(&mut s, Duration::from_secs(2)),
         "server closes after end"
     );
+}
+
+/// CONTRACT.md: "Reconnect ... at or past the end of a finished log -> 204".
+#[test]
+fn reconnect_past_the_end_of_a_finished_log_is_204() {
+    let d = Daemon::start(FAST);
+    let path = d.log_dir.join("done.log");
+    write_file(&path, b"x\nlast\n");
+    finish(&path);
+    for (target, header) in [
+        (stream_url("done"), vec!["Last-Event-ID: 600"]),
+        (format!("{}?from=9", stream_url("done")), vec![]),
+    ] {
+        let mut r = SseStream::open(&d, &target, &header);
+        if r.head.status != 204 {
+            read_to_close(&mut r, Duration::from_secs(2));
+        }
+        assert_eq!(
+            r.head.status,
+            204,
+            "{target} {header:?}: body {:?}",
+            show(&r.raw)
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -705,6 +737,13 @@ fn tail_on_a_gigabyte_file_does_not_read_the_gigabyte() {
     );
 
     let reads_after = reads(&d);
+    let rchar_after = io_rchar(d.pid());
+    eprintln!(
+        "tail=2 of 1 GiB: {took:?}, {} tail+catchup reads, rchar {:?} -> {:?}",
+        reads_after - reads_before,
+        rchar_before,
+        rchar_after
+    );
     assert!(
         reads_after - reads_before < 100.0,
         "tail + catchup reads grew by {} for tail=2 (took {took:?})",

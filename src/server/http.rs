@@ -35,59 +35,67 @@ impl Server {
         }
     }
 
-    /// Flushes, reads and answers until the socket would block.
+    /// Flushes, answers buffered requests and reads until the socket would
+    /// block (edge-triggered: stopping earlier could leave it silent forever).
     fn http_ready(&mut self, key: usize) {
         loop {
             let Some(conn) = self.conns.get_mut(key) else { return };
             if conn.has_output() {
                 let (flow, n) = conn.flush();
                 self.metrics.bytes_sent += n as u64;
-                if flow == Flow::Closed {
-                    return self.close(key);
+                match flow {
+                    Flow::Closed => return self.close(key),
+                    Flow::WouldBlock => return, // the writable edge brings us back
+                    Flow::Done => {}
                 }
             }
             let Some(conn) = self.conns.get_mut(key) else { return };
-            if conn.close_after_flush || conn.peer_closed {
-                if !conn.has_output() {
-                    self.close(key);
-                }
-                return;
+            if conn.close_after_flush {
+                return self.close(key);
             }
-            if !matches!(conn.phase, Phase::Http(_)) {
-                return self.stream_started(key);
+            let Phase::Http(h) = &mut conn.phase else { return self.stream_started(key) };
+            if !h.buf.is_empty() && self.process_buffered(key) {
+                continue;
             }
-            if conn.out.len() >= OUT_HIGH_WATER {
-                return; // wait for the client to read
+            let Some(conn) = self.conns.get_mut(key) else { return };
+            if conn.peer_closed {
+                return self.close(key);
             }
             if !self.read_requests(key) {
-                // Nothing more to read; answer what is buffered and stop.
-                if let Some(conn) = self.conns.get_mut(key) {
-                    if conn.has_output() && conn.writable {
-                        continue;
-                    }
-                    if conn.peer_closed && !conn.has_output() {
-                        self.close(key);
-                    }
-                }
                 return;
             }
         }
     }
 
-    /// One read and the requests it completes. Returns false when the socket
-    /// had nothing (or the peer closed).
+    /// Answers requests held in the connection's buffer (after a partial
+    /// head, or while output was over the high-water mark). Returns whether
+    /// any input was used.
+    fn process_buffered(&mut self, key: usize) -> bool {
+        let Some(Phase::Http(h)) = self.conns.get_mut(key).map(|c| &mut c.phase) else { return false };
+        let buf = std::mem::take(&mut h.buf);
+        let used = self.process(key, &buf);
+        self.keep_leftover(key, &buf[used..]);
+        used > 0
+    }
+
+    /// One read, and the requests it completes. Returns false when the
+    /// socket had nothing more.
     fn read_requests(&mut self, key: usize) -> bool {
         let mut scratch = std::mem::take(&mut self.scratch);
-        let Some(conn) = self.conns.get_mut(key) else { return false };
-        let result = conn.read_some(&mut scratch);
+        let result = match self.conns.get_mut(key) {
+            Some(conn) => conn.read_some(&mut scratch),
+            None => Err(Flow::Closed),
+        };
         let progressed = match result {
             Ok(n) => {
                 self.feed(key, &scratch[..n]);
                 true
             }
             Err(Flow::Closed) => {
-                conn.peer_closed = true;
-                false
+                if let Some(conn) = self.conns.get_mut(key) {
+                    conn.peer_closed = true;
+                }
+                true
             }
             Err(_) => false,
         };
@@ -230,14 +238,18 @@ impl Server {
         if !head.keep_alive {
             response.close = true;
         }
-        response.write_to(&mut conn.out, head.method == Method::Head);
         if response.close {
             conn.close_after_flush = true;
+        } else if head.minor_version == 0 {
+            // An HTTP/1.0 client assumes close unless told otherwise.
+            response.headers.push(("Connection", "keep-alive".to_string()));
         }
+        response.write_to(&mut conn.out, head.method == Method::Head);
         if let Phase::Http(h) = &mut conn.phase {
             h.requests += 1;
         }
         conn.deadline_ms = idle_deadline;
+        self.arm_conn_timer(key);
     }
 
     fn metrics_response(&mut self) -> Response {

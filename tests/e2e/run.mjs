@@ -316,6 +316,51 @@ scenario('daemon restart mid-stream: reconnect resumes without loss or duplicate
   }
 });
 
+scenario('a log finished while the daemon was down: the reconnect gets 204, the page says finished', async () => {
+  const id = `e2e-204-${rid()}`;
+  const lines = Array.from({ length: 12 }, (_, i) => `line ${i + 1}`);
+  const file = writeLog(id, lines, 0o644);
+  const { page, context } = await newPage(ctx.browser);
+  try {
+    await page.goto(`${ctx.daemon.url}/?log=${id}`);
+    await waitCount(page, lines.length, 10000);
+    await waitState(page, 'live', 5000);
+    const old = ctx.daemon;
+    const exit = await old.stop();
+    ctx.daemon = null;
+    check(exit.code === 0, `daemon exit status on SIGTERM: code ${exit.code}, signal ${exit.signal}`);
+    await waitState(page, 'reconnecting', 5000);
+    fs.chmodSync(file, 0o444); // finished while no daemon runs
+    ctx.daemon = await Daemon.start(old.port);
+    // EventSource reconnects with Last-Event-ID = end of file; the daemon answers
+    // 204 (or sends `end`): either way the page must end in "finished".
+    await waitState(page, 'finished', 15000);
+    const got = await lineTexts(page);
+    check(JSON.stringify(got) === JSON.stringify(lines), `lines (${firstDiff(got, lines)})`);
+    return (await detail(page));
+  } finally {
+    await context.close();
+    if (!ctx.daemon) ctx.daemon = await Daemon.start();
+  }
+});
+
+scenario('/?log=<id>&tail=3 starts with the last 3 lines', async () => {
+  const id = `e2e-tail-${rid()}`;
+  const lines = Array.from({ length: 10 }, (_, i) => `entry ${i + 1}`);
+  writeLog(id, lines, 0o444);
+  const { page, watch, context } = await newPage(ctx.browser);
+  try {
+    await page.goto(`${ctx.daemon.url}/?log=${id}&tail=3`);
+    await waitState(page, 'finished', 10000);
+    const got = await lineTexts(page);
+    const want = lines.slice(-3);
+    check(JSON.stringify(got) === JSON.stringify(want), `lines (${firstDiff(got, want)})`);
+    eq(await page.inputValue('#tail'), '3', '#tail filled from the link');
+    check(new URL(page.url()).searchParams.get('tail') === '3', `URL keeps tail=3 (${page.url()})`);
+    noBrowserErrors(watch);
+  } finally { await context.close(); }
+});
+
 scenario('screenshots mid-stream (desktop 1280 px and phone 375 px), then stop', async () => {
   fs.mkdirSync(OUT, { recursive: true });
   // A few finished logs so that the list has content.
