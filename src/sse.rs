@@ -9,9 +9,10 @@
 
 use std::ops::Range;
 
-/// A line longer than this without a `\n` is sent in pieces of this size, so
-/// a runaway writer cannot make a stream hold an unbounded line.
-pub const MAX_LINE: usize = 64 * 1024;
+/// A line longer than this without a `\n` is sent in pieces of at most this
+/// size (cut between UTF-8 characters), so a runaway writer cannot make the
+/// daemon read, or a slow stream hold, an unbounded line.
+pub const MAX_LINE: usize = 256 * 1024;
 
 /// A comment line that keeps proxies and browsers from cutting an idle stream.
 pub const KEEPALIVE: &[u8] = b": keepalive\n\n";
@@ -88,7 +89,7 @@ impl Block {
         }
         let rest = chunk.len() - used;
         if rest > 0 && (finished || rest >= MAX_LINE) {
-            let take = rest.min(MAX_LINE);
+            let take = char_boundary(&chunk[used..], rest.min(MAX_LINE));
             self.push_line(&chunk[used..used + take], take);
             used += take;
         }
@@ -125,6 +126,15 @@ impl Block {
         let idx = self.events.binary_search_by_key(&from, |e| e.offset).ok()?;
         Some(&self.bytes[self.events[idx].pos..])
     }
+}
+
+/// The largest cut at or below `at` that does not split a UTF-8 character
+/// (backing off at most 3 bytes; invalid UTF-8 is cut where it is).
+fn char_boundary(bytes: &[u8], at: usize) -> usize {
+    if at >= bytes.len() {
+        return at;
+    }
+    (at.saturating_sub(3)..=at).rev().find(|&i| i > 0 && bytes[i] & 0xC0 != 0x80).unwrap_or(at)
 }
 
 /// `id: <offset>\n` + one `data:` field per CR-separated piece + `\n`.
@@ -180,6 +190,15 @@ mod tests {
         let mut b = Block::default();
         assert_eq!(b.frame(&long, false), MAX_LINE);
         assert_eq!(b.end_offset(), MAX_LINE as u64);
+    }
+
+    #[test]
+    fn overlong_lines_are_cut_between_characters() {
+        let long = "\u{20ac}".repeat(MAX_LINE / 3 + 10);
+        let mut b = Block::default();
+        let used = b.frame(long.as_bytes(), false);
+        assert!(used <= MAX_LINE && long.is_char_boundary(used), "cut at {used}");
+        assert!(!String::from_utf8_lossy(&b.bytes).contains('\u{FFFD}'));
     }
 
     #[test]

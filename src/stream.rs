@@ -94,7 +94,7 @@ impl Engine {
         };
         let tail = &self.tails[tail_key];
         let start = match (req.resume, req.tail) {
-            (Some(at), _) if tail.is_complete() && at == tail.size => None,
+            (Some(at), _) if tail.is_complete() && at >= tail.size => None,
             (Some(at), _) => Some(tail.resume_start(at, &mut self.buf)?),
             (None, Some(n)) => Some(tail.tail_start(n, &mut self.buf)?),
             (None, None) => Some(0),

@@ -255,3 +255,69 @@ fn slow_consumer_costs_no_memory_and_loses_no_line() {
     let content = fs::read(&path).unwrap();
     assert_same_bytes(&s.raw, &expected_body(&content), "slow consumer");
 }
+
+/// Streams that start at different offsets (some far behind the shared tail)
+/// each get exactly their suffix of the file while lines keep arriving, and
+/// end together.
+#[test]
+fn streams_at_different_offsets_each_get_their_exact_suffix() {
+    let d = Daemon::start(&["--poll-interval-ms", "20"]);
+    let path = d.log_dir.join("offsets.log");
+    let mut content = Vec::new();
+    let mut n = 0;
+    while content.len() < 3_000_000 {
+        n += 1;
+        content.extend_from_slice(format!("{n:08} {}\n", "y".repeat(n % 200)).as_bytes());
+    }
+    write_file(&path, &content);
+    // Line starts spread over the file, plus the end.
+    let starts: Vec<usize> = std::iter::once(0)
+        .chain(
+            content
+                .iter()
+                .enumerate()
+                .filter(|(_, &b)| b == b'\n')
+                .map(|(i, _)| i + 1),
+        )
+        .collect();
+    let picks: Vec<usize> = (0..60)
+        .map(|i| starts[i * (starts.len() - 1) / 59])
+        .collect();
+    let mut streams: Vec<(usize, SseStream)> = picks
+        .iter()
+        .map(|&from| {
+            (
+                from,
+                SseStream::open(&d, &format!("/api/logs/offsets/stream?from={from}"), &[]),
+            )
+        })
+        .collect();
+    for i in 0..20 {
+        append(&path, format!("live line {i}\n").as_bytes());
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    finish(&path);
+    let content = fs::read(&path).unwrap();
+    let full = expected_body(&content);
+    for (from, s) in streams.iter_mut() {
+        assert_eq!(s.head.status, 200);
+        assert!(
+            read_to_close(s, Duration::from_secs(10)),
+            "stream from {from} not closed"
+        );
+        // The expected suffix: the full body from the frame of the line starting at `from`.
+        let want = if *from == 0 {
+            full.clone()
+        } else {
+            let marker = format!("id: {from}\n");
+            let at = find(&full, marker.as_bytes()).expect("frame of the line before `from`");
+            let next = at + find(&full[at..], b"\n\n").unwrap() + 2;
+            full[next..].to_vec()
+        };
+        assert_same_bytes(&s.raw, &want, &format!("stream from {from}"));
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}

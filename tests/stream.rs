@@ -439,6 +439,78 @@ fn reconnect_past_the_end_of_a_finished_log_is_204() {
     }
 }
 
+#[test]
+fn empty_lines_are_events_with_empty_data() {
+    let d = Daemon::start(FAST);
+    write_file(&d.log_dir.join("blank.log"), b"\n\r\nx\n");
+    let mut s = SseStream::open(&d, &stream_url("blank"), &[]);
+    let expected = "id: 1\ndata: \n\nid: 3\ndata: \n\nid: 5\ndata: x\n\n";
+    expect_raw(&mut s, expected, Duration::from_secs(2), "empty lines");
+}
+
+/// Lines far longer than any read buffer, made of multi-byte characters whose
+/// bytes straddle every buffer boundary and are written in pieces that split
+/// characters: delivered whole and decoded exactly, live and by catch-up.
+#[test]
+fn long_lines_and_split_multibyte_characters_are_delivered_exactly() {
+    let d = Daemon::start(FAST);
+    let path = d.log_dir.join("long.log");
+    let mut content = b"a".to_vec();
+    content.extend_from_slice("\u{e9}".repeat(150_000).as_bytes()); // 300 KB
+    content.push(b'\n');
+    content.extend_from_slice("\u{20ac}".repeat(700_000).as_bytes()); // 2.1 MB
+    content.push(b'\n');
+    content.extend_from_slice("short \u{1F600}\n".as_bytes());
+    write_file(&path, b"");
+    let mut live = SseStream::open(&d, &stream_url("long"), &[]);
+    // Pieces of prime length: most cuts fall inside a character.
+    let mut at = 0;
+    let mut piece = 0;
+    while at < content.len() {
+        let len = [1, 65_537, 7, 262_147, 1_048_583][piece % 5].min(content.len() - at);
+        append(&path, &content[at..at + len]);
+        at += len;
+        piece += 1;
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let expected = frames(&content, 0);
+    assert!(expected.contains("data: a\u{e9}\u{e9}") && !expected.contains('\u{FFFD}'));
+    read_until(&mut live, Duration::from_secs(5), |raw| {
+        raw.len() >= expected.len()
+    });
+    assert!(
+        live.raw == expected.as_bytes(),
+        "live stream: {}",
+        first_difference(&live.raw, &expected)
+    );
+    let mut late = SseStream::open(&d, &stream_url("long"), &[]);
+    read_until(&mut late, Duration::from_secs(5), |raw| {
+        raw.len() >= expected.len()
+    });
+    assert!(
+        late.raw == expected.as_bytes(),
+        "catch-up: {}",
+        first_difference(&late.raw, &expected)
+    );
+}
+
+fn first_difference(got: &[u8], want: &str) -> String {
+    let want = want.as_bytes();
+    let at = got
+        .iter()
+        .zip(want)
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.len().min(want.len()));
+    let lo = at.saturating_sub(60);
+    format!(
+        "{} bytes, want {}; first difference at {at}: got {:?} want {:?}",
+        got.len(),
+        want.len(),
+        show(&got[lo..(at + 60).min(got.len())]),
+        show(&want[lo..(at + 60).min(want.len())])
+    )
+}
+
 // ---------------------------------------------------------------------------
 // Liveness
 
@@ -840,6 +912,28 @@ fn rotation_sends_reset_then_the_new_files_lines() {
     );
     assert!(
         quiet(&mut s, Duration::from_millis(200)),
+        "extra bytes: {:?}",
+        show(&s.raw)
+    );
+}
+
+/// Missing for less than a second, then back: a rotation, not a deletion.
+#[test]
+fn deleted_and_recreated_within_a_second_is_a_rotation() {
+    let d = Daemon::start(FAST);
+    let path = d.log_dir.join("back.log");
+    write_file(&path, b"one\ntwo\n");
+    let mut s = SseStream::open(&d, &stream_url("back"), &[]);
+    let mut expected = String::from("id: 4\ndata: one\n\nid: 8\ndata: two\n\n");
+    expect_raw(&mut s, &expected, Duration::from_secs(2), "before deletion");
+    fs::remove_file(&path).unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    write_file(&path, b"again\n");
+    expected.push_str(RESET);
+    expected.push_str("id: 6\ndata: again\n\n");
+    expect_raw(&mut s, &expected, Duration::from_secs(2), "recreated");
+    assert!(
+        quiet(&mut s, Duration::from_millis(1200)),
         "extra bytes: {:?}",
         show(&s.raw)
     );

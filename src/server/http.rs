@@ -211,6 +211,8 @@ impl Server {
     /// Runs the endpoint a request names and queues its response.
     fn dispatch(&mut self, key: usize, head: &RequestHead) {
         let response = match routes::route(head) {
+            // A bad parameter closes too: the client is not speaking our API.
+            Err(response) if response.status == 400 => response.closing(),
             Err(response) => response,
             Ok(Endpoint::Page { .. }) => page(),
             Ok(Endpoint::Healthz) => Response::new(200, TEXT, &b"ok"[..]),
