@@ -26,6 +26,7 @@
 #![deny(unsafe_code)]
 
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod http;
@@ -40,3 +41,11 @@ pub mod stream;
 pub mod supervisor;
 pub mod sys;
 pub mod timer;
+
+/// Prints the one line a user (or a test, or a supervisor) waits for.
+pub fn announce(addr: std::net::SocketAddr) {
+    use std::io::Write;
+    println!("listening on http://{addr}");
+    let _ = std::io::stdout().flush();
+    log::info!("listening on http://{addr}");
+}

@@ -7,6 +7,7 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::os::fd::OwnedFd;
 
 use rustix::net::{AddressFamily, SocketType};
 
@@ -23,6 +24,23 @@ pub fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     let listener = TcpListener::from(fd);
     listener.set_nonblocking(true)?;
     Ok(listener)
+}
+
+/// Binds, but does not listen on, a reuse-port socket: it holds the port for
+/// a supervisor's workers (a plain `bind` by anyone else now fails) without
+/// taking part in accepting, since only listening sockets receive connections.
+pub fn reserve(addr: SocketAddr) -> io::Result<(OwnedFd, SocketAddr)> {
+    let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
+    let fd = rustix::net::socket(family, SocketType::STREAM, None)?;
+    rustix::net::sockopt::set_socket_reuseaddr(&fd, true)?;
+    rustix::net::sockopt::set_socket_reuseport(&fd, true)?;
+    rustix::net::bind(&fd, &addr)?;
+    let local = match rustix::net::getsockname(&fd)? {
+        rustix::net::SocketAddrAny::V4(a) => SocketAddr::V4(a),
+        rustix::net::SocketAddrAny::V6(a) => SocketAddr::V6(a),
+        _ => addr,
+    };
+    Ok((fd, local))
 }
 
 /// A human message for a bind failure, naming the address.

@@ -4,7 +4,6 @@
 //! Exit codes: 0 after a graceful stop, 1 when the daemon cannot start (port
 //! in use, log dir unusable), 2 for a bad command line.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use logcast::config::{self, Command, Config};
@@ -58,13 +57,6 @@ fn run(config: Config) -> Result<(), String> {
     let listener = logcast::listener::bind(addr, false).map_err(|e| logcast::listener::bind_error_message(addr, &e))?;
     let mut server = logcast::server::Server::new(config, dir, listener).map_err(|e| format!("logcast: {e}"))?;
     let local = server.local_addr().map_err(|e| format!("logcast: {e}"))?;
-    announce(local);
+    logcast::announce(local);
     server.run().map_err(|e| format!("logcast: reactor failed: {e}"))
-}
-
-/// The one line a user (or a test) waits for.
-fn announce(addr: std::net::SocketAddr) {
-    println!("listening on http://{addr}");
-    let _ = std::io::stdout().flush();
-    log::info!("listening on http://{addr}");
 }

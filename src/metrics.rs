@@ -47,6 +47,56 @@ impl Metrics {
         self.requests[row][class] += 1;
     }
 
+    /// Every counter and gauge as numbers in a fixed order: what a worker
+    /// publishes so that any worker can describe the whole daemon.
+    pub fn to_values(&self) -> Vec<u64> {
+        let mut v = vec![
+            self.connections_open,
+            self.streams_open,
+            self.writers_active,
+            self.logs_tailed,
+            self.events_sent,
+            self.bytes_sent,
+            self.connections_refused,
+            self.accept_errors,
+            self.header_timeouts,
+            self.idle_timeouts,
+            self.tail_polls,
+            self.tail_reads,
+            self.catchup_reads,
+            self.connections_accepted,
+        ];
+        v.extend(self.requests.iter().flatten());
+        v
+    }
+
+    /// Adds another worker's [`Metrics::to_values`] to these.
+    pub fn add_values(&mut self, values: &[u64]) {
+        let mut other = values.iter().copied();
+        let mut next = || other.next().unwrap_or(0);
+        for field in [
+            &mut self.connections_open,
+            &mut self.streams_open,
+            &mut self.writers_active,
+            &mut self.logs_tailed,
+            &mut self.events_sent,
+            &mut self.bytes_sent,
+            &mut self.connections_refused,
+            &mut self.accept_errors,
+            &mut self.header_timeouts,
+            &mut self.idle_timeouts,
+            &mut self.tail_polls,
+            &mut self.tail_reads,
+            &mut self.catchup_reads,
+            &mut self.connections_accepted,
+        ] {
+            *field += next();
+        }
+        for cell in self.requests.iter_mut().flatten() {
+            *cell += next();
+        }
+    }
+
     /// The exposition text; `rss` and `fds` come from the process.
     pub fn render(&self, rss_bytes: u64, open_fds: u64) -> String {
         let mut out = String::with_capacity(4096);
@@ -103,6 +153,18 @@ fn metric(out: &mut String, name: &str, help: &str, kind: &str, value: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_round_trip_and_add() {
+        let mut a = Metrics { streams_open: 3, bytes_sent: 10, ..Metrics::default() };
+        a.count_request(Some(&Method::Post), 201);
+        let b = a.clone();
+        a.add_values(&b.to_values());
+        assert_eq!(a.streams_open, 6);
+        assert_eq!(a.bytes_sent, 20);
+        assert_eq!(a.requests[2][1], 2);
+        assert_eq!(a.to_values().len(), b.to_values().len());
+    }
 
     #[test]
     fn exposition_format() {

@@ -82,6 +82,11 @@ impl Engine {
         self.by_id.get(id).and_then(|&t| self.tails.get(t)).map_or(0, |t| t.streams.len() as u64)
     }
 
+    /// `(log id, streams)` for every followed log.
+    pub fn subscriber_counts(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.tails.iter().map(|(_, t)| (t.id.as_str(), t.streams.len() as u64))
+    }
+
     /// Finds (or opens) the log's tail and decides where the stream starts.
     pub fn open(&mut self, dir: &LogDir, req: &StreamRequest, now_ms: u64) -> io::Result<Opened> {
         let (tail_key, new_tail) = match self.by_id.get(&req.id) {

@@ -1,18 +1,223 @@
-//! `--workers N`: several single-threaded reactors as processes (never
-//! threads), sharing the port through `SO_REUSEPORT`. Filled in by the
-//! scale-out work; until then more than one worker is refused.
+//! `--workers N`: more cores are served by more processes of the same
+//! single-threaded reactor, never by threads inside one (the nginx model).
+//! The supervisor checks the port is free (a plain bind: `SO_REUSEPORT`
+//! would otherwise let a second daemon share it silently), reserves it,
+//! starts N copies of its own binary as workers, each binding the port with
+//! `SO_REUSEPORT` so the kernel spreads connections across them, and then
+//! only watches: it restarts a worker that dies (with backoff), passes
+//! SIGTERM/SIGINT on, and exits 0 once all workers have stopped.
+//! Workers share nothing but the log directory and the snapshots of
+//! [`crate::cluster`].
 
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token};
+use rustix::process::{kill_process, Pid, Signal};
+use signal_hook::consts::{SIGCHLD, SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+
+use crate::cluster::{Cluster, ENV_COUNT, ENV_INDEX, ENV_STATE};
 use crate::config::Config;
+
+/// A worker that lived this long before dying is restarted at once.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Workers get this long to stop gracefully before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(3);
 
 /// This process was started by a supervisor as one of its workers.
 pub fn is_worker() -> bool {
-    std::env::var_os("LOGCAST_WORKER").is_some()
+    std::env::var_os(ENV_INDEX).is_some()
 }
 
-pub fn run(_config: Config) -> Result<(), String> {
-    Err("logcast: --workers above 1 is not available in this build".to_string())
+struct Worker {
+    child: Option<Child>,
+    started: Instant,
+    backoff: Duration,
+    restart_at: Option<Instant>,
 }
 
-pub fn run_worker(_config: Config) -> Result<(), String> {
-    Err("logcast: worker mode is not available in this build".to_string())
+struct Supervisor {
+    config: Config,
+    addr: SocketAddr,
+    state_dir: PathBuf,
+    workers: Vec<Worker>,
+}
+
+/// Runs the daemon as a supervisor of `config.workers` workers.
+pub fn run(config: Config) -> Result<(), String> {
+    let count = config.workers.resolve();
+    let wanted = SocketAddr::new(config.bind, config.port);
+    drop(crate::listener::bind(wanted, false).map_err(|e| crate::listener::bind_error_message(wanted, &e))?);
+    let (_guard, addr) = crate::listener::reserve(wanted).map_err(|e| crate::listener::bind_error_message(wanted, &e))?;
+    let state_dir = std::env::temp_dir().join(format!("logcast-{}", std::process::id()));
+    std::fs::create_dir_all(&state_dir).map_err(|e| format!("logcast: state dir {}: {e}", state_dir.display()))?;
+    let mut sup = Supervisor { config, addr, state_dir, workers: Vec::new() };
+    let result = sup.start_all(count).and_then(|()| {
+        crate::announce(addr);
+        log::info!("supervising {count} workers");
+        sup.watch()
+    });
+    sup.stop_all();
+    let _ = std::fs::remove_dir_all(&sup.state_dir);
+    result
+}
+
+impl Supervisor {
+    fn start_all(&mut self, count: usize) -> Result<(), String> {
+        for index in 0..count {
+            let child = self.spawn(index, count)?;
+            self.workers.push(Worker {
+                child: Some(child),
+                started: Instant::now(),
+                backoff: Duration::from_millis(100),
+                restart_at: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// Starts worker `index` and waits for its `listening on` line.
+    fn spawn(&self, index: usize, count: usize) -> Result<Child, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("logcast: cannot find own binary: {e}"))?;
+        let c = &self.config;
+        let share = |total: usize| total.div_ceil(count).to_string();
+        let mut child = Command::new(exe)
+            .arg("--bind").arg(c.bind.to_string())
+            .arg("--port").arg(self.addr.port().to_string())
+            .arg("--log-dir").arg(&c.log_dir)
+            .arg("--write-interval-ms").arg(c.write_interval_ms.to_string())
+            .arg("--poll-interval-ms").arg(c.poll_interval_ms.to_string())
+            .arg("--heartbeat-interval-ms").arg(c.heartbeat_interval_ms.to_string())
+            .arg("--header-timeout-ms").arg(c.header_timeout_ms.to_string())
+            .arg("--idle-timeout-ms").arg(c.idle_timeout_ms.to_string())
+            .arg("--max-connections").arg(share(c.max_connections))
+            .arg("--max-writers").arg(share(c.max_writers))
+            .env(ENV_INDEX, index.to_string())
+            .env(ENV_COUNT, count.to_string())
+            .env(ENV_STATE, &self.state_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("logcast: cannot start worker {index}: {e}"))?;
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            let _ = BufReader::new(out).read_line(&mut line);
+        }
+        if !line.starts_with("listening on ") {
+            let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+            return Err(format!("logcast: worker {index} failed to start ({status})"));
+        }
+        log::info!("worker {index} (pid {}) ready", child.id());
+        Ok(child)
+    }
+
+    /// Waits for signals: SIGCHLD (a worker died: restart it) or
+    /// SIGTERM/SIGINT (stop everything).
+    fn watch(&mut self) -> Result<(), String> {
+        let fail = |e: std::io::Error| format!("logcast: supervisor: {e}");
+        let mut poll = Poll::new().map_err(fail)?;
+        let mut signals = Signals::new([SIGTERM, SIGINT, SIGCHLD]).map_err(fail)?;
+        poll.registry().register(&mut signals, Token(0), Interest::READABLE).map_err(fail)?;
+        let mut events = Events::with_capacity(8);
+        loop {
+            self.reap();
+            self.restart_due();
+            let timeout = self.next_restart().map(|at| at.saturating_duration_since(Instant::now()));
+            if let Err(e) = poll.poll(&mut events, timeout) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(fail(e));
+                }
+            }
+            if signals.pending().any(|s| s == SIGTERM || s == SIGINT) {
+                log::info!("signal received: stopping workers");
+                return Ok(());
+            }
+        }
+    }
+
+    /// Notices dead workers and schedules their restart.
+    fn reap(&mut self) {
+        for (index, w) in self.workers.iter_mut().enumerate() {
+            let Some(child) = w.child.as_mut() else { continue };
+            let Ok(Some(status)) = child.try_wait() else { continue };
+            w.child = None;
+            if w.started.elapsed() >= STABLE_AFTER {
+                w.backoff = Duration::from_millis(100);
+            }
+            log::warn!("worker {index} exited ({status}); restarting in {} ms", w.backoff.as_millis());
+            w.restart_at = Some(Instant::now() + w.backoff);
+            w.backoff = (w.backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    fn restart_due(&mut self) {
+        let count = self.workers.len();
+        for index in 0..count {
+            let due = self.workers[index].restart_at.is_some_and(|at| at <= Instant::now());
+            if !due {
+                continue;
+            }
+            match self.spawn(index, count) {
+                Ok(child) => {
+                    let w = &mut self.workers[index];
+                    w.child = Some(child);
+                    w.started = Instant::now();
+                    w.restart_at = None;
+                }
+                Err(e) => {
+                    let w = &mut self.workers[index];
+                    log::warn!("{e}; retrying in {} ms", w.backoff.as_millis());
+                    w.restart_at = Some(Instant::now() + w.backoff);
+                    w.backoff = (w.backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    fn next_restart(&self) -> Option<Instant> {
+        self.workers.iter().filter_map(|w| w.restart_at).min()
+    }
+
+    /// SIGTERM to every worker, then wait; SIGKILL what outlives the grace.
+    fn stop_all(&mut self) {
+        for w in &self.workers {
+            if let Some(pid) = w.child.as_ref().and_then(|c| Pid::from_raw(c.id() as i32)) {
+                let _ = kill_process(pid, Signal::Term);
+            }
+        }
+        let deadline = Instant::now() + STOP_GRACE;
+        for w in &mut self.workers {
+            let Some(child) = w.child.as_mut() else { continue };
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if let Ok(None) = child.try_wait() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// Runs this process as worker `LOGCAST_WORKER` of a supervisor.
+pub fn run_worker(config: Config) -> Result<(), String> {
+    // If the supervisor dies without stopping us, stop too.
+    let _ = rustix::process::set_parent_process_death_signal(Some(Signal::Term));
+    let cluster = Cluster::from_env().ok_or("logcast: worker started without its cluster environment")?;
+    let dir = crate::logs::LogDir::open(&config.log_dir)?;
+    crate::sys::raise_nofile_limit();
+    let addr = SocketAddr::new(config.bind, config.port);
+    let listener = crate::listener::bind(addr, true).map_err(|e| crate::listener::bind_error_message(addr, &e))?;
+    let mut server = crate::server::Server::new(config, dir, listener).map_err(|e| format!("logcast: {e}"))?;
+    server.join_cluster(cluster);
+    crate::announce(addr);
+    server.run().map_err(|e| format!("logcast: reactor failed: {e}"))
 }

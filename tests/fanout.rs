@@ -321,3 +321,56 @@ fn streams_at_different_offsets_each_get_their_exact_suffix() {
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
+
+/// A client whose socket is full cannot take the shutdown event; the graceful
+/// stop must not wait for it forever.
+#[test]
+fn sigterm_with_a_stuck_client_still_exits_promptly() {
+    let mut d = Daemon::start(&["--poll-interval-ms", "20"]);
+    let path = d.log_dir.join("stuck.log");
+    write_file(&path, b"start\n");
+    let mut stuck = SseStream::open(&d, "/api/logs/stuck/stream", &[]);
+    let mut fine = SseStream::open(&d, "/api/logs/stuck/stream", &[]);
+    assert_eq!((stuck.head.status, fine.head.status), (200, 200));
+    // Fill the stuck client's socket buffers (the fine one reads along).
+    let line = format!("{}\n", "z".repeat(999));
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut chunk = vec![0u8; 1 << 20];
+    fine.sock.set_nonblocking(true).unwrap();
+    while Instant::now() < deadline {
+        append(&path, line.repeat(1024).as_bytes());
+        std::thread::sleep(Duration::from_millis(30));
+        while let Ok(n) = fine.sock.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    fine.sock.set_nonblocking(false).unwrap();
+    let t = Instant::now();
+    let status = d
+        .terminate(Duration::from_secs(5))
+        .expect("daemon did not exit within 5 s of SIGTERM");
+    let took = t.elapsed();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        took < Duration::from_secs(3),
+        "graceful stop took {took:?} with a stuck client"
+    );
+    // The reading client got its shutdown event.
+    assert!(
+        read_to_close(&mut fine, Duration::from_secs(5)),
+        "reading client not closed"
+    );
+    assert!(
+        fine.raw
+            .ends_with(b"event: shutdown\ndata: {\"reason\": \"shutdown\"}\n\n"),
+        "reading client: {:?}",
+        String::from_utf8_lossy(&fine.raw[fine.raw.len().saturating_sub(200)..])
+    );
+    // The stuck client is closed (possibly cut short), not left hanging.
+    assert!(
+        read_to_close(&mut stuck, Duration::from_secs(10)),
+        "stuck client never closed"
+    );
+}

@@ -215,7 +215,7 @@ impl Server {
             Err(response) if response.status == 400 => response.closing(),
             Err(response) => response,
             Ok(Endpoint::Page { .. }) => page(),
-            Ok(Endpoint::Healthz) => Response::new(200, TEXT, &b"ok"[..]),
+            Ok(Endpoint::Healthz) => self.healthz(),
             Ok(Endpoint::Metrics) => self.metrics_response(),
             Ok(Endpoint::ListLogs) => self.list_logs(),
             Ok(Endpoint::CreateLog { duration_s }) => self.create_log(duration_s),
@@ -254,10 +254,39 @@ impl Server {
         self.arm_conn_timer(key);
     }
 
+    /// `ok`; a worker also says which one it is (operators and tests can
+    /// see connections spread across workers).
+    fn healthz(&self) -> Response {
+        let ok = Response::new(200, TEXT, &b"ok"[..]);
+        match &self.cluster {
+            Some(c) => ok.header("X-Logcast-Worker", c.index.to_string()),
+            None => ok,
+        }
+    }
+
+    /// This reactor's figures plus, in a worker, its siblings' latest ones.
     fn metrics_response(&mut self) -> Response {
         self.metrics.logs_tailed = self.engine.tails.len() as u64;
-        let body = self.metrics.render(crate::sys::resident_bytes(), crate::sys::open_fds());
+        let mut total = self.metrics.clone();
+        let (mut rss, mut fds) = (crate::sys::resident_bytes(), crate::sys::open_fds());
+        for other in self.cluster.iter().flat_map(|c| c.others()) {
+            total.add_values(&other.values);
+            rss += other.rss_bytes;
+            fds += other.open_fds;
+        }
+        let body = total.render(rss, fds);
         Response::new(200, "text/plain; version=0.0.4; charset=utf-8", body.into_bytes())
+    }
+
+    /// Streams of log `id` in this reactor and, in a worker, its siblings.
+    fn subscribers(&self, id: &str) -> u64 {
+        let others: u64 = self
+            .cluster
+            .iter()
+            .flat_map(|c| c.others())
+            .map(|s| s.subscribers.get(id).copied().unwrap_or(0))
+            .sum();
+        self.engine.subscribers(id) + others
     }
 
     fn list_logs(&self) -> Response {
@@ -272,7 +301,7 @@ impl Server {
 
     fn log_info(&self, id: &str) -> Response {
         match self.dir.info(id) {
-            Ok(info) => Response::json(200, info.to_json(Some(self.engine.subscribers(id)))),
+            Ok(info) => Response::json(200, info.to_json(Some(self.subscribers(id)))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Response::error(404, "no such log"),
             Err(e) => Response::error(500, &format!("cannot read log: {e}")),
         }

@@ -24,6 +24,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::conn::{Conn, Phase};
 use crate::logs::writer::Writers;
@@ -50,6 +51,8 @@ pub(crate) enum Timer {
     Tail(usize, u32),
     Writer(usize, u32),
     ResumeAccept,
+    /// Publish this worker's snapshot for its siblings.
+    Publish,
 }
 
 pub struct Server {
@@ -71,6 +74,8 @@ pub struct Server {
     next_generation: u32,
     accept_paused: bool,
     expired: Vec<Timer>,
+    /// Set when this reactor is one of several worker processes.
+    pub(crate) cluster: Option<Cluster>,
 }
 
 impl Server {
@@ -98,7 +103,24 @@ impl Server {
             next_generation: 0,
             accept_paused: false,
             expired: Vec::new(),
+            cluster: None,
         })
+    }
+
+    /// Makes this reactor one worker of several: it publishes its figures
+    /// and adds its siblings' to what it reports.
+    pub fn join_cluster(&mut self, cluster: Cluster) {
+        self.cluster = Some(cluster);
+        self.timers.insert(self.now_ms(), Timer::Publish);
+    }
+
+    fn publish(&mut self, now: u64) {
+        let Some(cluster) = &self.cluster else { return };
+        self.metrics.logs_tailed = self.engine.tails.len() as u64;
+        if let Err(e) = cluster.publish(&self.metrics, self.engine.subscriber_counts()) {
+            log::warn!("cannot publish worker state: {e}");
+        }
+        self.timers.insert(now + crate::cluster::PUBLISH_MS, Timer::Publish);
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -246,6 +268,7 @@ impl Server {
                     self.accept_paused = false;
                     self.accept_all();
                 }
+                Timer::Publish => self.publish(now),
             }
         }
         self.expired = expired;
