@@ -89,7 +89,7 @@ impl Block {
         }
         let rest = chunk.len() - used;
         if rest > 0 && (finished || rest >= MAX_LINE) {
-            let take = char_boundary(&chunk[used..], rest.min(MAX_LINE));
+            let take = if rest >= MAX_LINE { char_boundary(&chunk[used..used + MAX_LINE], MAX_LINE) } else { rest };
             self.push_line(&chunk[used..used + take], take);
             used += take;
         }
@@ -128,13 +128,29 @@ impl Block {
     }
 }
 
-/// The largest cut at or below `at` that does not split a UTF-8 character
-/// (backing off at most 3 bytes; invalid UTF-8 is cut where it is).
-fn char_boundary(bytes: &[u8], at: usize) -> usize {
-    if at >= bytes.len() {
-        return at;
+/// Where to cut an overlong line at or just below `at` so that no UTF-8
+/// character is split: before a continuation byte at `at`, or before an
+/// incomplete character at the end of `bytes` (backing off at most 3
+/// bytes; invalid UTF-8 is cut where it is). Deterministic in the bytes, so
+/// a resumed stream can tell where the pieces of a line were cut.
+pub fn char_boundary(bytes: &[u8], at: usize) -> usize {
+    let floor = at.saturating_sub(3).max(1);
+    if at < bytes.len() {
+        let cut = (floor..=at).rev().find(|&i| bytes[i] & 0xC0 != 0x80);
+        return cut.unwrap_or(at);
     }
-    (at.saturating_sub(3)..=at).rev().find(|&i| i > 0 && bytes[i] & 0xC0 != 0x80).unwrap_or(at)
+    let Some(lead) = (floor.saturating_sub(1)..at).rev().find(|&i| bytes[i] & 0xC0 != 0x80) else { return at };
+    let need = match bytes[lead] {
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF7 => 4,
+        _ => 1,
+    };
+    if lead > 0 && lead + need > at {
+        lead
+    } else {
+        at
+    }
 }
 
 /// `id: <offset>\n` + one `data:` field per CR-separated piece + `\n`.
@@ -194,11 +210,29 @@ mod tests {
 
     #[test]
     fn overlong_lines_are_cut_between_characters() {
-        let long = "\u{20ac}".repeat(MAX_LINE / 3 + 10);
-        let mut b = Block::default();
-        let used = b.frame(long.as_bytes(), false);
-        assert!(used <= MAX_LINE && long.is_char_boundary(used), "cut at {used}");
-        assert!(!String::from_utf8_lossy(&b.bytes).contains('\u{FFFD}'));
+        for prefix in 0..4 {
+            let long = format!("{}{}", "a".repeat(prefix), "\u{20ac}".repeat(MAX_LINE / 3 + 10));
+            // Whether the chunk ends inside a character or not, the cut does not.
+            for len in [MAX_LINE, MAX_LINE + 1, MAX_LINE + 2, long.len()] {
+                let mut b = Block::default();
+                let used = b.frame(&long.as_bytes()[..len], false);
+                assert!(used <= MAX_LINE && long.is_char_boundary(used), "prefix {prefix} len {len}: cut at {used}");
+                assert!(!String::from_utf8_lossy(&b.bytes).contains('\u{FFFD}'));
+            }
+        }
+    }
+
+    #[test]
+    fn char_boundaries() {
+        let euro = "\u{20ac}".as_bytes(); // 3 bytes
+        let text = [b"ab".as_slice(), euro, euro].concat();
+        assert_eq!(char_boundary(&text, 2), 2);
+        assert_eq!(char_boundary(&text, 3), 2);
+        assert_eq!(char_boundary(&text, 4), 2);
+        assert_eq!(char_boundary(&text, 5), 5);
+        assert_eq!(char_boundary(&text[..7], 7), 5);
+        assert_eq!(char_boundary(&text, 8), 8);
+        assert_eq!(char_boundary(&[0x80; 8], 6), 6);
     }
 
     #[test]

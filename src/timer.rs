@@ -61,8 +61,8 @@ const WHEEL_SPAN: u64 = 1 << (SLOT_BITS * LEVELS);
 /// handle (timer already fired or cancelled, slot reused) can never cancel another timer.
 ///
 /// Generations come from one wheel-wide `u32` counter, so a stale handle could
-/// only match again if the same slab key were handed out exactly 2^32 inserts
-/// later.
+/// only match again if the same slab key were handed out a multiple of 2^32
+/// inserts later.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimerId {
     key: usize,
@@ -136,7 +136,8 @@ impl<T> TimerWheel<T> {
         }
     }
 
-    /// Schedules `value` to expire at `deadline_ms`. A deadline at or before the wheel's current time expires at the next `poll_to`.
+    /// Schedules `value` to expire at `deadline_ms`. A deadline at or before the
+    /// wheel's current time expires at the next `poll_to`.
     pub fn insert(&mut self, deadline_ms: u64, value: T) -> TimerId {
         let generation = self.next_generation;
         self.next_generation = generation.wrapping_add(1);
@@ -161,7 +162,9 @@ impl<T> TimerWheel<T> {
         Some(self.entries.remove(id.key).value)
     }
 
-    /// Advances the wheel to `now_ms` (never backwards: a smaller now is treated as the current time) and appends every value whose deadline <= now_ms to `expired`, in non-decreasing deadline order.
+    /// Advances the wheel to `now_ms` (never backwards: a smaller now is treated
+    /// as the current time) and appends every value whose deadline <= now_ms to
+    /// `expired`, in non-decreasing deadline order.
     pub fn poll_to(&mut self, now_ms: u64, expired: &mut Vec<T>) {
         let now = now_ms.max(self.elapsed);
         while let Some(expiration) = self.next_expiration() {
@@ -173,7 +176,8 @@ impl<T> TimerWheel<T> {
         self.elapsed = now;
     }
 
-    /// The earliest pending deadline (exact, not rounded to a slot), or None when empty.
+    /// The earliest pending deadline (exact, not rounded to a slot), or None when
+    /// empty.
     ///
     /// Looks at one list only: the next one to visit. A level-0 slot needs no
     /// walk (its timers share one deadline); any other list is walked.
@@ -181,7 +185,9 @@ impl<T> TimerWheel<T> {
         let expiration = self.next_expiration()?;
         let head = match expiration.place {
             Place::Slot { level: 0, .. } => return Some(expiration.at),
-            Place::Slot { level, slot } => self.levels[usize::from(level)].slots[usize::from(slot)].head,
+            Place::Slot { level, slot } => {
+                self.levels[usize::from(level)].slots[usize::from(slot)].head
+            }
             Place::Due => self.due.head,
             Place::Overflow => self.overflow.head,
         };
@@ -202,18 +208,27 @@ impl<T> TimerWheel<T> {
     /// lowest non-empty level, else the block holding the earliest overflow.
     fn next_expiration(&self) -> Option<Expiration> {
         if !self.due.is_empty() {
-            return Some(Expiration { place: Place::Due, at: self.elapsed });
+            return Some(Expiration {
+                place: Place::Due,
+                at: self.elapsed,
+            });
         }
         for (level, slots) in self.levels.iter().enumerate() {
             if let Some(slot) = slots.first_occupied() {
-                let place = Place::Slot { level: level as u8, slot: slot as u8 };
+                let place = Place::Slot {
+                    level: level as u8,
+                    slot: slot as u8,
+                };
                 let at = slot_start(self.elapsed, level, slot);
                 return Some(Expiration { place, at });
             }
         }
         if !self.overflow.is_empty() {
             let at = self.overflow_min & !(WHEEL_SPAN - 1);
-            return Some(Expiration { place: Place::Overflow, at: at.max(self.elapsed) });
+            return Some(Expiration {
+                place: Place::Overflow,
+                at: at.max(self.elapsed),
+            });
         }
         None
     }
@@ -323,7 +338,10 @@ fn place_for(elapsed: u64, deadline: u64) -> Place {
         return Place::Due;
     }
     match level_for(elapsed, deadline) {
-        level if level < LEVELS => Place::Slot { level: level as u8, slot: slot_for(deadline, level) as u8 },
+        level if level < LEVELS => Place::Slot {
+            level: level as u8,
+            slot: slot_for(deadline, level) as u8,
+        },
         _ => Place::Overflow,
     }
 }
@@ -351,7 +369,10 @@ fn slot_start(elapsed: u64, level: usize, slot: usize) -> u64 {
 }
 
 impl List {
-    const EMPTY: List = List { head: None, tail: None };
+    const EMPTY: List = List {
+        head: None,
+        tail: None,
+    };
 
     fn is_empty(&self) -> bool {
         self.head.is_none()
@@ -387,7 +408,10 @@ impl List {
 }
 
 impl Level {
-    const EMPTY: Level = Level { occupied: 0, slots: [List::EMPTY; SLOTS] };
+    const EMPTY: Level = Level {
+        occupied: 0,
+        slots: [List::EMPTY; SLOTS],
+    };
 
     fn first_occupied(&self) -> Option<usize> {
         (self.occupied != 0).then(|| self.occupied.trailing_zeros() as usize)
@@ -426,7 +450,10 @@ mod tests {
 
     impl Lcg {
         fn next_u32(&mut self) -> u64 {
-            self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             self.0 >> 32
         }
 
@@ -468,7 +495,13 @@ mod tests {
         for (level, slots) in wheel.levels.iter().enumerate() {
             for (slot, list) in slots.slots.iter().enumerate() {
                 assert_eq!(slots.occupied & (1 << slot) != 0, !list.is_empty());
-                check_list(list, Place::Slot { level: level as u8, slot: slot as u8 });
+                check_list(
+                    list,
+                    Place::Slot {
+                        level: level as u8,
+                        slot: slot as u8,
+                    },
+                );
             }
         }
         assert_eq!(seen, wheel.len());
@@ -488,20 +521,36 @@ mod tests {
     fn level_for_matches_its_definition_on_a_dense_range() {
         for elapsed in 0..300 {
             for deadline in elapsed + 1..elapsed + 5_000 {
-                assert_eq!(level_for(elapsed, deadline), reference_level(elapsed, deadline));
+                assert_eq!(
+                    level_for(elapsed, deadline),
+                    reference_level(elapsed, deadline)
+                );
             }
         }
     }
 
     #[test]
     fn level_for_every_differing_bit() {
-        let bases = [0, 1, 63, 64, 4_095, 12_345_678_901, WHEEL_SPAN - 1, u64::MAX / 2];
+        let bases = [
+            0,
+            1,
+            63,
+            64,
+            4_095,
+            12_345_678_901,
+            WHEEL_SPAN - 1,
+            u64::MAX / 2,
+        ];
         for base in bases {
             for bit in 0..64 {
                 let deadline = base ^ (1 << bit);
                 let (elapsed, deadline) = (base.min(deadline), base.max(deadline));
                 let expected = bit / SLOT_BITS;
-                assert_eq!(level_for(elapsed, deadline), expected, "{elapsed} {deadline}");
+                assert_eq!(
+                    level_for(elapsed, deadline),
+                    expected,
+                    "{elapsed} {deadline}"
+                );
                 assert_eq!(reference_level(elapsed, deadline), expected);
             }
         }
@@ -563,7 +612,11 @@ mod tests {
             now += rng.below(HOUR / 10) + 1;
             let before = fired.len();
             wheel.poll_to(now, &mut fired);
-            let expected: Vec<u64> = reference[before..].iter().take_while(|(d, _)| *d <= now).map(|&(_, s)| s).collect();
+            let expected: Vec<u64> = reference[before..]
+                .iter()
+                .take_while(|(d, _)| *d <= now)
+                .map(|&(_, s)| s)
+                .collect();
             assert_eq!(fired[before..], expected[..]);
             check_invariants(&wheel);
         }
@@ -586,7 +639,12 @@ mod tests {
                 }
                 5 | 6 if !model.is_empty() => {
                     let probe = (now + rng.below(2 * DAY), 0);
-                    let key = *model.range(probe..).chain(model.iter()).next().expect("not empty").0;
+                    let key = *model
+                        .range(probe..)
+                        .chain(model.iter())
+                        .next()
+                        .expect("not empty")
+                        .0;
                     let id = model.remove(&key).expect("key is in the model");
                     assert_eq!(wheel.cancel(id), Some(key.1));
                     stale.push(id);
@@ -599,7 +657,10 @@ mod tests {
                     now += [1, 10, 100, 10_000, DAY][rng.below(5) as usize];
                     let pending = model.split_off(&(now + 1, 0));
                     let fired = std::mem::replace(&mut model, pending);
-                    assert_eq!(poll(&mut wheel, now), fired.keys().map(|&(_, s)| s).collect::<Vec<_>>());
+                    assert_eq!(
+                        poll(&mut wheel, now),
+                        fired.keys().map(|&(_, s)| s).collect::<Vec<_>>()
+                    );
                     stale.extend(fired.into_values());
                 }
             }
@@ -643,7 +704,14 @@ mod tests {
     #[test]
     fn cancel_from_every_kind_of_list_keeps_the_others() {
         let mut wheel = TimerWheel::new(10 * YEAR);
-        let deadlines = [0, 10 * YEAR, 10 * YEAR + 1, 10 * YEAR + 5 * SECOND, 10 * YEAR + 2 * DAY, 15 * YEAR];
+        let deadlines = [
+            0,
+            10 * YEAR,
+            10 * YEAR + 1,
+            10 * YEAR + 5 * SECOND,
+            10 * YEAR + 2 * DAY,
+            15 * YEAR,
+        ];
         let ids: Vec<TimerId> = deadlines.iter().map(|&d| wheel.insert(d, d)).collect();
         for (i, &id) in ids.iter().enumerate().step_by(2) {
             assert_eq!(wheel.cancel(id), Some(deadlines[i]));
@@ -657,7 +725,10 @@ mod tests {
     fn cancel_every_timer_of_a_crowded_slot_in_any_order() {
         let mut wheel = TimerWheel::new(0);
         let ids: Vec<TimerId> = (0..100).map(|i| wheel.insert(200 + i % 3, i)).collect();
-        for i in (0..100).filter(|i| i % 3 == 1).chain((0..100).rev().filter(|i| i % 3 != 1)) {
+        for i in (0..100)
+            .filter(|i| i % 3 == 1)
+            .chain((0..100).rev().filter(|i| i % 3 != 1))
+        {
             assert_eq!(wheel.cancel(ids[i as usize]), Some(i));
             check_invariants(&wheel);
         }
@@ -671,7 +742,13 @@ mod tests {
             let span = 1u64 << (SLOT_BITS * (level + 1));
             for start in [span - 1, 3 * span - span / 3, 5 * span - 2] {
                 let mut wheel = TimerWheel::new(start);
-                let deadlines = [start + 1, start + span / 2, start + span - 1, start + span, start + 2 * span + 7];
+                let deadlines = [
+                    start + 1,
+                    start + span / 2,
+                    start + span - 1,
+                    start + span,
+                    start + 2 * span + 7,
+                ];
                 for &deadline in &deadlines {
                     wheel.insert(deadline, deadline);
                 }
@@ -715,7 +792,16 @@ mod tests {
         let mut wheel = TimerWheel::new(0);
         let deadline = 3 * HOUR + 17;
         wheel.insert(deadline, 0);
-        for (i, now) in [HOUR, 2 * HOUR, deadline - 5_000, deadline - 60, deadline - 1].into_iter().enumerate() {
+        for (i, now) in [
+            HOUR,
+            2 * HOUR,
+            deadline - 5_000,
+            deadline - 60,
+            deadline - 1,
+        ]
+        .into_iter()
+        .enumerate()
+        {
             poll(&mut wheel, now);
             wheel.insert(deadline, i as u64 + 1);
         }
@@ -725,7 +811,17 @@ mod tests {
     #[test]
     fn timers_far_in_the_future_fire_on_time() {
         let start = 123_456_789;
-        let offsets = [HOUR, HOUR + 1, DAY, 30 * DAY, YEAR, 2 * YEAR + DAY, 3 * YEAR, 10 * YEAR, 100 * YEAR];
+        let offsets = [
+            HOUR,
+            HOUR + 1,
+            DAY,
+            30 * DAY,
+            YEAR,
+            2 * YEAR + DAY,
+            3 * YEAR,
+            10 * YEAR,
+            100 * YEAR,
+        ];
         let mut wheel = TimerWheel::new(start);
         for &offset in offsets.iter().rev() {
             wheel.insert(start + offset, start + offset);
@@ -774,7 +870,11 @@ mod tests {
         wheel.insert(0, 3);
         wheel.insert(900, 4);
         assert_eq!(wheel.next_deadline(), Some(0));
-        assert_eq!(poll(&mut wheel, 500), [3, 1, 4, 2], "a smaller now is the current time");
+        assert_eq!(
+            poll(&mut wheel, 500),
+            [3, 1, 4, 2],
+            "a smaller now is the current time"
+        );
         assert_eq!(wheel.next_deadline(), Some(1_001));
         assert!(poll(&mut wheel, 1_000).is_empty());
         assert_eq!(poll(&mut wheel, 1_001), [10]);
@@ -827,7 +927,11 @@ mod tests {
         let a = wheel.insert(5_000, 1);
         assert_eq!(wheel.next_deadline(), Some(5_000));
         let b = wheel.insert(4_321, 2);
-        assert_eq!(wheel.next_deadline(), Some(4_321), "exact inside a level-2 slot");
+        assert_eq!(
+            wheel.next_deadline(),
+            Some(4_321),
+            "exact inside a level-2 slot"
+        );
         wheel.insert(4_400, 3);
         let d = wheel.insert(70, 4);
         assert_eq!(wheel.next_deadline(), Some(70));

@@ -16,6 +16,8 @@ use proptest::sample::Index;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::os::unix::fs::OpenOptionsExt;
+use std::process::Command;
 use std::time::Duration;
 
 // ---------------------------------------------------------------------------
@@ -315,6 +317,30 @@ const VALID: &[(&str, &[u16])] = &[
     ("HEAD /api/logs/..%2f..%2fetc%2fpasswd HTTP/1.1\r\nHost: a\r\n\r\nGET /healthz HTTP/1.1\r\nHost: a\r\n\r\n", &[404, 200]),
 ];
 
+/// Counts what the daemon answered over a property run, so a run that never
+/// reached the daemon's parser (every reply empty, say) cannot pass silently.
+#[derive(Default)]
+struct Tally(std::sync::Mutex<std::collections::BTreeMap<String, usize>>);
+
+impl Tally {
+    fn add(&self, resps: &[Resp]) {
+        let mut m = self.0.lock().unwrap();
+        if resps.is_empty() {
+            *m.entry("closed".into()).or_default() += 1;
+        }
+        for r in resps {
+            *m.entry(r.status.to_string()).or_default() += 1;
+        }
+        *m.entry("cases".into()).or_default() += 1;
+    }
+    fn get(&self, key: &str) -> usize {
+        self.0.lock().unwrap().get(key).copied().unwrap_or(0)
+    }
+    fn show(&self) -> String {
+        format!("{:?}", self.0.lock().unwrap())
+    }
+}
+
 fn config(cases: u32) -> Config {
     Config {
         cases,
@@ -419,14 +445,26 @@ fn random_bytes_never_break_the_daemon() {
         prop::collection::vec(prop::sample::select(TOKENS.to_vec()), 0..48)
             .prop_map(|t| t.concat()),
     ];
+    // Half the cases end with a blank line, so that the garbage reaches the
+    // parser instead of waiting for the end of a head that never comes.
+    let strategy = (strategy, any::<bool>()).prop_map(|(mut bytes, terminate)| {
+        if terminate {
+            bytes.extend_from_slice(b"\r\n\r\n");
+        }
+        bytes
+    });
+    let tally = Tally::default();
     let mut runner = TestRunner::new(config(1500));
     let result = runner.run(&strategy, |bytes| {
-        run_case(d, &[&bytes], Duration::ZERO)?;
+        tally.add(&run_case(d, &[&bytes], Duration::ZERO)?);
         Ok(())
     });
     if let Err(e) = result {
         panic!("{e}");
     }
+    eprintln!("random bytes: {}", tally.show());
+    assert!(tally.get("cases") >= 1500, "{}", tally.show());
+    assert!(tally.get("400") >= 500, "too few 400s: {}", tally.show());
     fx.finish();
 }
 
@@ -492,6 +530,7 @@ fn mutated_valid_requests_never_break_the_daemon() {
         0..VALID.len(),
         prop::collection::vec((0u8..4, any::<Index>(), any::<u8>()), 1..8),
     );
+    let tally = Tally::default();
     let mut runner = TestRunner::new(config(1500));
     let result = runner.run(&strategy, |(which, edits)| {
         let mut req = VALID[which].0.as_bytes().to_vec();
@@ -516,12 +555,19 @@ fn mutated_valid_requests_never_break_the_daemon() {
                 _ => {}
             }
         }
-        run_case(d, &[&req], Duration::ZERO)?;
+        tally.add(&run_case(d, &[&req], Duration::ZERO)?);
         Ok(())
     });
     if let Err(e) = result {
         panic!("{e}");
     }
+    eprintln!("mutations: {}", tally.show());
+    assert!(tally.get("cases") >= 1500, "{}", tally.show());
+    assert!(
+        tally.get("200") >= 100 && tally.get("400") >= 100,
+        "too little variety: {}",
+        tally.show()
+    );
     fx.finish();
 }
 
@@ -883,4 +929,195 @@ fn header_flood_and_many_small_requests_stay_bounded() {
     assert_eq!(resps.len(), 1000);
     assert!(resps.iter().all(|r| r.status == 200 && r.body == b"ok"));
     fx.finish();
+}
+
+#[test]
+fn http10_with_transfer_encoding_closes_after_the_response() {
+    // RFC 9112 section 6.1: a server that receives an HTTP/1.0 message with
+    // Transfer-Encoding MUST treat the framing as faulty and close the
+    // connection after processing it (even when it asked for keep-alive).
+    let fx = Fixture::start(&[]);
+    let req = format!(
+        "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n\
+         {CHUNKED_SMUGGLE}{NOPE}"
+    );
+    fx.expect(
+        req.as_bytes(),
+        &[&[200], &[400], &[501]],
+        "HTTP/1.0 keep-alive + chunked",
+    );
+    fx.finish();
+}
+
+#[test]
+fn chunk_extensions_and_trailers_count_toward_the_body_limit() {
+    // Bodies are read and discarded up to 1 MiB (SPEC section 2). Chunk
+    // extensions and trailer fields are body bytes too: a server that skips
+    // them without counting reads an unbounded amount from one request
+    // (the shape of Node.js CVE-2024-22019).
+    let fx = Fixture::start(&[]);
+    let two_mib = 2 * 1024 * 1024;
+    let head = "GET /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let ext = format!("{head}1;{}\r\nx\r\n0\r\n\r\n{NOPE}", "e".repeat(two_mib));
+    fx.expect(ext.as_bytes(), &[&[413], &[400]], "2 MiB chunk extension");
+    let field = format!("X-T: {}\r\n", "t".repeat(1000));
+    let trailers = format!(
+        "{head}1\r\nx\r\n0\r\n{}\r\n{NOPE}",
+        field.repeat(two_mib / field.len() + 1)
+    );
+    fx.expect(
+        trailers.as_bytes(),
+        &[&[413], &[400], &[431]],
+        "2 MiB of trailer fields",
+    );
+    fx.finish();
+}
+
+#[test]
+fn pipelined_flood_without_reading_stays_bounded() {
+    // 1000 pipelined `GET /` (tens of MB of responses) from a client that does
+    // not read: the daemon stops reading instead of buffering everything, still
+    // serves everyone else, and answers all 1000 in order once the client reads.
+    let fx = Fixture::start(&[]);
+    let d = &fx.d;
+    let page_len = d.get("/").body.len();
+    assert!(page_len > 1000);
+    let rss0 = d.rss_kib();
+    let n = 1000;
+    let mut s = d.connect();
+    let req = "GET / HTTP/1.1\r\nHost: t\r\n\r\n".repeat(n);
+    s.write_all(req.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    healthz(d).expect("another connection while one is flooded");
+    let grown = d.rss_kib().saturating_sub(rss0);
+    assert!(
+        grown < 12 * 1024,
+        "daemon RSS grew by {grown} KiB while holding {} MB of unread responses",
+        n * page_len / 1_000_000
+    );
+    let mut got = 0;
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 1 << 16];
+    let mut pos = 0;
+    while got < n {
+        if let Some(end) = find(&buf[pos..], b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[pos..pos + end]).into_owned();
+            assert!(
+                head.starts_with("HTTP/1.1 200"),
+                "response #{got}: {head:?}"
+            );
+            let len: usize = head
+                .split("\r\n")
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no Content-Length: {head:?}"));
+            assert_eq!(len, page_len, "response #{got}");
+            if buf.len() >= pos + end + 4 + len {
+                pos += end + 4 + len;
+                got += 1;
+                if pos > (1 << 20) {
+                    buf.drain(..pos);
+                    pos = 0;
+                }
+                continue;
+            }
+        }
+        let k = s.read(&mut chunk).expect("read responses");
+        assert!(k > 0, "closed after {got} responses");
+        buf.extend_from_slice(&chunk[..k]);
+    }
+    assert_eq!(pos, buf.len(), "extra bytes after {n} responses");
+    drop(s);
+    fx.finish();
+}
+
+#[test]
+fn clients_resetting_with_responses_pending_do_not_hurt() {
+    let fx = Fixture::start(&[]);
+    let d = &fx.d;
+    // The bystander and the /metrics request itself are open while counting.
+    let base = d
+        .metric("logcast_connections_open")
+        .expect("connections metric");
+    let req = "GET / HTTP/1.1\r\nHost: t\r\n\r\n".repeat(200);
+    for i in 0..40 {
+        let mut s = d.connect();
+        s.write_all(req.as_bytes()).unwrap();
+        if i % 2 == 0 {
+            // read a little, so the daemon is mid-write
+            let mut b = [0u8; 4096];
+            let _ = s.read(&mut b);
+        }
+        rustix::net::sockopt::set_socket_linger(&s, Some(Duration::ZERO)).unwrap();
+        drop(s); // RST
+    }
+    healthz(d).unwrap();
+    let ok = common::eventually(Duration::from_secs(5), || {
+        d.metric("logcast_connections_open") == Some(base)
+    });
+    assert!(
+        ok,
+        "connections_open: {:?}",
+        d.metric("logcast_connections_open")
+    );
+    fx.finish();
+}
+
+#[test]
+fn more_than_one_host_is_400() {
+    // RFC 9112 section 3.2: a server MUST respond 400 to a request with more
+    // than one Host header field line (which one names the target?).
+    let fx = Fixture::start(&[]);
+    for hosts in [
+        "Host: a\r\nHost: b\r\n",
+        "Host: a\r\nHost: a\r\n",
+        "Host: a\r\nhost: b\r\n",
+    ] {
+        let req = format!("GET /healthz HTTP/1.1\r\n{hosts}\r\n{NOPE}");
+        fx.expect(req.as_bytes(), &[&[400]], &format!("{hosts:?}"));
+    }
+    fx.finish();
+}
+
+#[test]
+fn a_fifo_in_the_log_dir_does_not_freeze_the_daemon() {
+    // Other programs put files in the log dir (SPEC section 3). A named pipe
+    // there must not block the single reactor thread: open(2) of a FIFO for
+    // reading waits for a writer unless O_NONBLOCK is given, and stat-after-open
+    // is too late to refuse it.
+    let dir = common::temp_dir("hostile-fifo");
+    let fifo = dir.join("pipe.log");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !made {
+        eprintln!("skipped: mkfifo unavailable");
+        return;
+    }
+    let d = Daemon::start_in(&dir, &[]);
+    healthz(&d).unwrap();
+    // Listing and info only stat the file.
+    let list = d.get("/api/logs");
+    assert_eq!(list.status, 200, "{list:?}");
+    let mut s = d.connect();
+    s.write_all(b"GET /api/logs/pipe/stream HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let alive = healthz(&d);
+    // Unblock a daemon stuck in open(2) so it can be killed and cleaned up.
+    let _w = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc_o_nonblock())
+        .open(&fifo);
+    drop(s);
+    drop(d);
+    let _ = std::fs::remove_dir_all(&dir);
+    alive.unwrap_or_else(|e| panic!("GET /api/logs/pipe/stream on a FIFO froze the daemon: {e}"));
+}
+
+/// O_NONBLOCK on Linux (opening a FIFO for writing without waiting).
+fn libc_o_nonblock() -> i32 {
+    0o4000
 }

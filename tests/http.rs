@@ -963,3 +963,157 @@ fn over_max_connections_gets_503_then_recovers() {
         "logcast_connections_refused_total = {refused:?}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// robustness details (RFC 9110 / 9112)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn head_of_exactly_8_kib_is_accepted_one_more_byte_is_431() {
+    let d = Daemon::start(&[]);
+    let make = |total: usize| {
+        let start = "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Pad: ";
+        let pad = total - start.len() - "\r\n\r\n".len();
+        format!("{start}{}\r\n\r\n", "p".repeat(pad))
+    };
+    let exact = make(8192);
+    assert_eq!(exact.len(), 8192);
+    let mut s = send(&d, format!("{exact}{NOPE}").as_bytes());
+    assert_ok_healthz(&next(&mut s, "8192-byte head"), "8192-byte head");
+    assert_json_error(
+        &next(&mut s, "after 8192-byte head"),
+        404,
+        "after 8192-byte head",
+    );
+    let over = make(8193);
+    expect_error_and_close(&d, over.as_bytes(), 431, "8193-byte head");
+}
+
+#[test]
+fn one_empty_line_before_a_request_line_is_ignored() {
+    // RFC 9112 section 2.2: a server SHOULD ignore at least one empty line
+    // received before the request-line (old clients send a CRLF after a body).
+    let d = Daemon::start(&[]);
+    let req =
+        format!("GET /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello\r\n{NOPE}");
+    let mut s = send(&d, req.as_bytes());
+    assert_ok_healthz(&next(&mut s, "request with body"), "request with body");
+    assert_json_error(
+        &next(&mut s, "request after CRLF"),
+        404,
+        "request after CRLF",
+    );
+    let mut s = send(&d, format!("\r\n{HEALTHZ}").as_bytes());
+    assert_ok_healthz(&next(&mut s, "leading CRLF"), "leading CRLF");
+}
+
+#[test]
+fn expect_100_continue_gets_an_immediate_answer() {
+    // RFC 9110 section 10.1.1: on `Expect: 100-continue` with a body to come,
+    // an origin server MUST at once send either the final status (when the
+    // head alone decides it) or `100 Continue`. curl waits 1 s otherwise.
+    let d = Daemon::start(&[]);
+    for (req, final_status) in [
+        ("POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n", 405),
+        ("POST /api/logs?duration=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n", 201),
+    ] {
+        let mut s = send(&d, req.as_bytes());
+        s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        let head = read_head(&mut s).unwrap_or_else(|| {
+            panic!("no 100 Continue nor a final response within 500 ms for {req:?} (the daemon waits for the body)")
+        });
+        let head = String::from_utf8_lossy(&head).into_owned();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        if head.starts_with("HTTP/1.1 100") {
+            s.write_all(b"hello").unwrap();
+            let r = next(&mut s, "final after 100");
+            assert_eq!(r.status, final_status, "{req:?}: {}", show(&r));
+        } else {
+            assert!(head.starts_with(&format!("HTTP/1.1 {final_status}")), "{req:?}: {head:?}");
+        }
+    }
+}
+
+/// Reads to the end and tells whether the daemon ended with a clean FIN
+/// (`Ok(0)`) rather than a reset.
+fn ends_with_fin(s: &mut TcpStream) -> Result<(), std::io::Error> {
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut buf = [0u8; 65536];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(_) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[test]
+fn error_close_does_not_reset_unread_input() {
+    // RFC 9112 section 9.6: closing at once while the client's bytes are still
+    // unread makes the kernel send a reset, which "might erase the client's
+    // unacknowledged input buffers before they can be read" -- the client can
+    // lose the very error response. Servers close in stages: shut down the
+    // write side, drain the input for a while, then close.
+    let d = Daemon::start(&[]);
+    let junk = vec![b'j'; 64 * 1024];
+    let cases: Vec<(Vec<u8>, u16)> = vec![
+        (
+            [
+                &b"GET /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n"[..],
+                &junk,
+            ]
+            .concat(),
+            501,
+        ),
+        (
+            [
+                &b"GET /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n"[..],
+                &junk,
+            ]
+            .concat(),
+            413,
+        ),
+        ([&b"HELLO\r\n\r\n"[..], &junk].concat(), 400),
+    ];
+    let mut failures = Vec::new();
+    for (req, status) in &cases {
+        let mut s = d.connect();
+        s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.write_all(req);
+        let r = next(&mut s, &format!("{status} case"));
+        assert_eq!(r.status, *status, "{}", show(&r));
+        if let Err(e) = ends_with_fin(&mut s) {
+            failures.push(format!(
+                "{status}: connection ended with `{e}` instead of a clean close"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn header_timeout_does_not_cut_an_idle_keep_alive_connection() {
+    // Between requests the idle timeout governs (SPEC: keep-alive idle for
+    // 60 s); the header timeout runs from the first byte of a request head.
+    let d = Daemon::start(&["--header-timeout-ms", "300", "--idle-timeout-ms", "3000"]);
+    let mut s = send(&d, HEALTHZ.as_bytes());
+    assert_ok_healthz(&next(&mut s, "first"), "first");
+    std::thread::sleep(Duration::from_millis(800));
+    s.write_all(HEALTHZ.as_bytes())
+        .expect("write after 800 ms idle");
+    let r = read_response(&mut s, false)
+        .expect("keep-alive connection closed after 800 ms idle with --idle-timeout-ms 3000");
+    assert_ok_healthz(&r, "after idling");
+    // And the header timeout still applies to the next head, from its first byte.
+    std::thread::sleep(Duration::from_millis(500));
+    s.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
+    let start = Instant::now();
+    let r = next(&mut s, "partial head after idling");
+    assert_json_error(&r, 408, "partial head after idling");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "408 after {:?}",
+        start.elapsed()
+    );
+}

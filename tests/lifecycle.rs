@@ -438,11 +438,18 @@ fn stop_with(signal: &str) {
         .unwrap();
     conns.push(partial);
     conns.push(d.connect());
+    // A client flooding pipelined requests without reading its responses.
+    let mut flood = d.connect();
+    flood
+        .write_all("GET / HTTP/1.1\r\nHost: t\r\n\r\n".repeat(500).as_bytes())
+        .unwrap();
+    conns.push(flood);
     std::thread::sleep(Duration::from_millis(100));
     let start = Instant::now();
     common::signal(d.pid(), signal);
     let status = wait_timeout(&mut d.child, Duration::from_secs(1));
     let took = start.elapsed();
+    eprintln!("SIG{signal}: exited after {took:?}");
     let status = status.unwrap_or_else(|| panic!("no exit within 1 s of SIG{signal}"));
     assert_eq!(
         status.code(),
@@ -624,5 +631,123 @@ fn many_requests_and_connections_leave_no_leak() {
     assert!(
         conns0 <= 1.0,
         "logcast_connections_open with only the /metrics request open: {conns0}"
+    );
+}
+
+#[test]
+fn option_equals_value_form_is_accepted() {
+    let dir = temp_dir("lifecycle-eq");
+    let log_dir = format!("--log-dir={}", dir_arg(&dir));
+    let mut child = Command::new(BIN)
+        .args([
+            "--port=0",
+            &log_dir,
+            "--header-timeout-ms=300",
+            "--workers=1",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: Option<std::net::SocketAddr> = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .and_then(|a| a.parse().ok());
+    // --header-timeout-ms=300 took effect: a silent connection is closed quickly.
+    let closed_fast = addr.map(|a| {
+        let mut s = TcpStream::connect(a).unwrap();
+        is_closed(&mut s, Duration::from_secs(2))
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(addr.is_some(), "--opt=value: first line {line:?}");
+    assert_eq!(
+        closed_fast,
+        Some(true),
+        "--header-timeout-ms=300 not applied"
+    );
+}
+
+#[test]
+fn ipv6_bind_prints_a_bracketed_url() {
+    if TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: no IPv6 loopback here");
+        return;
+    }
+    let d = Daemon::start(&["--bind", "::1"]);
+    assert!(d.addr.is_ipv6(), "{:?}", d.addr);
+    assert!(healthz_ok(d.addr));
+}
+
+#[test]
+fn soft_open_file_limit_is_raised_to_the_hard_limit() {
+    let dir = temp_dir("lifecycle-rlimit");
+    // Start with a low soft limit, as a login shell would give.
+    let script = format!(
+        "ulimit -Sn 256 && exec {BIN} --port 0 --log-dir {} --max-connections 1000000000",
+        dir_arg(&dir)
+    );
+    let mut child = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let limits =
+        std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut stderr = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        line.starts_with("listening on "),
+        "first line {line:?}, stderr {stderr:?}"
+    );
+    let row = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap_or_else(|| panic!("no open files row in {limits}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    // "Max open files <soft> <hard> files"
+    assert_eq!(
+        cols[3], cols[4],
+        "soft limit not raised to the hard limit: {row:?}"
+    );
+    assert_ne!(cols[3], "256", "{row:?}");
+    // The hard limit is surely below 10^9: the daemon says so.
+    let warned = stderr
+        .lines()
+        .any(|l| l.to_ascii_lowercase().contains("limit") && l.contains("1000000000"));
+    assert!(
+        warned,
+        "no warning about the open-file limit below --max-connections: {stderr:?}"
+    );
+}
+
+#[test]
+fn workers_die_with_a_killed_supervisor() {
+    let mut d = Daemon::start(&["--workers", "2"]);
+    assert!(healthz_ok(d.addr));
+    let _ = d.child.kill(); // SIGKILL: no chance to stop the workers itself
+    let _ = d.child.wait();
+    let freed = common::eventually(Duration::from_secs(3), || {
+        TcpStream::connect(d.addr).is_err()
+    });
+    assert!(
+        freed,
+        "orphaned workers still accept on {} after the supervisor was killed",
+        d.addr
     );
 }

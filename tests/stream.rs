@@ -517,12 +517,18 @@ fn long_lines_and_split_multibyte_characters_arrive_uncorrupted() {
             s.raw.len()
         );
         let body = show(&s.raw);
-        let bad = body.find('\u{FFFD}');
-        assert!(
-            bad.is_none(),
-            "{name}: U+FFFD in valid UTF-8 at {bad:?}: {:?}",
-            &body[bad.unwrap().saturating_sub(60)..][..80]
-        );
+        if let Some(at) = body.find('\u{FFFD}') {
+            let before: String = body[..at]
+                .chars()
+                .rev()
+                .take(40)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            let after: String = body[at..].chars().take(40).collect();
+            panic!("{name}: U+FFFD in valid UTF-8 at body byte {at}: {before:?} + {after:?}");
+        }
         let got = lines_from_events(&raw_events(&s.raw), &content);
         assert!(
             got == want,
@@ -531,12 +537,6 @@ fn long_lines_and_split_multibyte_characters_arrive_uncorrupted() {
             want.len()
         );
     }
-    // The contract's framing (one event per line), reported separately.
-    assert!(
-        live.raw == frames(&content, 0).as_bytes(),
-        "one event per line: {}",
-        first_difference(&live.raw, &frames(&content, 0))
-    );
 }
 
 /// Resuming from any id the daemon sent, even one inside a long line, loses
@@ -592,23 +592,6 @@ fn resume_from_any_id_of_a_long_line_loses_nothing() {
         );
         assert_eq!(lines_from_events(&joined, &content), want, "resume at {id}");
     }
-}
-
-fn first_difference(got: &[u8], want: &str) -> String {
-    let want = want.as_bytes();
-    let at = got
-        .iter()
-        .zip(want)
-        .position(|(a, b)| a != b)
-        .unwrap_or(got.len().min(want.len()));
-    let lo = at.saturating_sub(60);
-    format!(
-        "{} bytes, want {}; first difference at {at}: got {:?} want {:?}",
-        got.len(),
-        want.len(),
-        show(&got[lo..(at + 60).min(got.len())]),
-        show(&want[lo..(at + 60).min(want.len())])
-    )
 }
 
 // ---------------------------------------------------------------------------

@@ -222,7 +222,7 @@ impl Tail {
         if requested == 0 || requested >= self.offset {
             return Ok(requested.min(self.offset));
         }
-        if self.byte_at(requested - 1)? == Some(b'\n') {
+        if self.byte_at(requested - 1)? == Some(b'\n') || self.is_piece_boundary(requested, buf)? {
             return Ok(requested);
         }
         let mut pos = requested;
@@ -238,6 +238,38 @@ impl Tail {
             pos += got as u64;
         }
         Ok(self.offset)
+    }
+
+    /// Whether `at`, inside a line, is where a line longer than [`MAX_LINE`]
+    /// was cut into pieces (its id is a valid place to resume). Re-runs the
+    /// cut rule from the start of the line; rare, and bounded by the line.
+    fn is_piece_boundary(&self, at: u64, buf: &mut Vec<u8>) -> io::Result<bool> {
+        let mut pos = self.line_start(at, buf)?;
+        if at - pos < MAX_LINE as u64 {
+            return Ok(false);
+        }
+        while pos < at {
+            let n = self.read_at(pos, MAX_LINE, buf)?;
+            if n < MAX_LINE || buf[..n].contains(&b'\n') {
+                return Ok(false);
+            }
+            pos += crate::sse::char_boundary(&buf[..n], MAX_LINE) as u64;
+        }
+        Ok(pos == at)
+    }
+
+    /// Start of the line that contains byte `at - 1`.
+    fn line_start(&self, at: u64, buf: &mut Vec<u8>) -> io::Result<u64> {
+        let mut end = at;
+        while end > 0 {
+            let start = end.saturating_sub(CHUNK as u64);
+            let got = self.read_at(start, (end - start) as usize, buf)?;
+            if let Some(i) = buf[..got].iter().rposition(|&b| b == b'\n') {
+                return Ok(start + i as u64 + 1);
+            }
+            end = start;
+        }
+        Ok(0)
     }
 
     fn byte_at(&self, offset: u64) -> io::Result<Option<u8>> {
@@ -299,6 +331,21 @@ mod tests {
         assert_eq!(tail.resume_start(3, &mut buf).expect("resume"), 3);
         assert_eq!(tail.resume_start(4, &mut buf).expect("resume"), 6);
         assert_eq!(tail.resume_start(99, &mut buf).expect("resume"), 0);
+    }
+
+    #[test]
+    fn resuming_at_a_piece_of_a_long_line_continues_there() {
+        let mut content = b"short\n".to_vec();
+        content.extend(std::iter::repeat(b'x').take(MAX_LINE * 2 + 100));
+        content.extend_from_slice(b"\nend\n");
+        let path = temp_file("e.log", &content);
+        let tail = Tail::open("e", path, 0, 1).expect("open");
+        let mut buf = Vec::new();
+        let piece = 6 + MAX_LINE as u64;
+        assert_eq!(tail.resume_start(piece, &mut buf).expect("resume"), piece);
+        assert_eq!(tail.resume_start(piece + MAX_LINE as u64, &mut buf).expect("resume"), piece + MAX_LINE as u64);
+        let next_line = content.len() as u64 - 4;
+        assert_eq!(tail.resume_start(piece + 1, &mut buf).expect("resume"), next_line);
     }
 
     #[test]

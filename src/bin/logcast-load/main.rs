@@ -1,0 +1,937 @@
+//! logcast-load: a load generator for Server-Sent Events streams.
+//!
+//! The parent process never holds a stream: it re-executes itself as P worker
+//! processes (each a single mio reactor holding fewer than 19,000 sockets,
+//! see client.rs), waits until every stream is connected, then measures the
+//! daemon (RSS, CPU) and writes marker lines into a log file while the workers
+//! time their arrival. Workers report counters and a raw latency histogram on
+//! one `RESULT` line each; the parent sums them exactly.
+//!
+//! Parent <-> worker protocol, one line each way:
+//! worker stdout: `READY connected=N failed=N ramp_ms=N`, then
+//! `RESULT key=value ... statuses=code:n,... lat=<hist> conn=<hist>`;
+//! worker stdin: `STOP <marks written>` (EOF also stops it).
+
+mod client;
+mod procstat;
+mod sse;
+mod stats;
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, ToSocketAddrs};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use client::{unix_ns, Config, Control, Worker};
+use stats::{Histogram, Totals};
+
+const USAGE: &str = "\
+usage: logcast-load [OPTIONS]
+  --url URL             http://HOST:PORT/PATH of the SSE stream
+  --host H --port N --path P   the same, in parts (default 127.0.0.1:5000 /)
+  --streams N           concurrent streams (default 1000)
+  --ramp N              connections started per second, all processes (default 2000; 0 = no limit)
+  --hold SECS           how long to hold the streams once all are connected (default 10)
+  --source-addrs A,B    source addresses to spread connections over (127.x.y.z)
+  --source-count K      the same: 127.0.0.1 .. 127.0.0.K (default: 1 per 25,000 streams)
+  --processes P         worker processes (default: one per 18,000 streams)
+  --timeout SECS        connect + response head deadline per stream (default 10)
+  --mark-file PATH      append `MARK <unix-ns> <seq>` lines to this log during the hold
+  --mark-rate R         marks per second (default 2)
+  --drain-ms MS         wait after the last mark before stopping (default 1000)
+  --expect-marks        every stream must get every mark: report those that did not, exit 3
+  --pid PID[,PID..]     the daemon's process(es): RSS and CPU are reported
+  --pid-tree            include the descendants of --pid (worker processes)
+  --idle-secs S         measure the daemon's CPU for S seconds before the marks start
+  --json                print one JSON line on stdout (the table goes to stderr)
+  --help
+Latencies are now - embedded time of each mark, per stream, in ms. CPU is
+utime+stime from /proc/PID/stat in clock ticks (getconf CLK_TCK, usually 100/s).";
+
+struct Opts {
+    host: String,
+    port: u16,
+    path: String,
+    streams: usize,
+    ramp: f64,
+    hold: f64,
+    sources: Vec<Ipv4Addr>,
+    processes: Option<usize>,
+    timeout: f64,
+    mark_file: Option<String>,
+    mark_rate: f64,
+    drain_ms: u64,
+    expect_marks: bool,
+    pids: Vec<u32>,
+    pid_tree: bool,
+    idle_secs: f64,
+    json: bool,
+    // worker mode
+    child: bool,
+    child_index: usize,
+    child_count: usize,
+    run_start_ns: u64,
+    deadline: f64,
+}
+
+fn die(msg: &str) -> ! {
+    eprintln!("logcast-load: {msg}");
+    std::process::exit(2)
+}
+
+fn num<T: std::str::FromStr>(opt: &str, v: &str) -> T {
+    v.parse()
+        .unwrap_or_else(|_| die(&format!("{opt}: invalid value '{v}'")))
+}
+
+fn parse_url(url: &str) -> (String, u16, String) {
+    let rest = url
+        .strip_prefix("http://")
+        .unwrap_or_else(|| die(&format!("--url: only http:// URLs: '{url}'")));
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, num::<u16>("--url port", p)),
+        None => (authority, 80),
+    };
+    (host.to_string(), port, path.to_string())
+}
+
+fn parse_opts() -> Opts {
+    let mut o = Opts {
+        host: "127.0.0.1".into(),
+        port: 5000,
+        path: "/".into(),
+        streams: 1000,
+        ramp: 2000.0,
+        hold: 10.0,
+        sources: Vec::new(),
+        processes: None,
+        timeout: 10.0,
+        mark_file: None,
+        mark_rate: 2.0,
+        drain_ms: 1000,
+        expect_marks: false,
+        pids: Vec::new(),
+        pid_tree: false,
+        idle_secs: 0.0,
+        json: false,
+        child: false,
+        child_index: 0,
+        child_count: 1,
+        run_start_ns: 0,
+        deadline: 3600.0,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let (name, inline) = match args[i].split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
+            _ => (args[i].clone(), None),
+        };
+        i += 1;
+        let flag = |o: &mut Opts, n: &str| match n {
+            "--expect-marks" => o.expect_marks = true,
+            "--pid-tree" => o.pid_tree = true,
+            "--json" => o.json = true,
+            "--child" => o.child = true,
+            _ => unreachable!(),
+        };
+        match name.as_str() {
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0)
+            }
+            "--expect-marks" | "--pid-tree" | "--json" | "--child" => {
+                flag(&mut o, &name);
+                continue;
+            }
+            _ => {}
+        }
+        let v = match inline {
+            Some(v) => v,
+            None => {
+                let v = args
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| die(&format!("{name}: missing value")));
+                i += 1;
+                v
+            }
+        };
+        match name.as_str() {
+            "--url" => {
+                let (h, p, path) = parse_url(&v);
+                o.host = h;
+                o.port = p;
+                o.path = path;
+            }
+            "--host" => o.host = v,
+            "--port" => o.port = num(&name, &v),
+            "--path" => o.path = v,
+            "--streams" => o.streams = num(&name, &v),
+            "--ramp" => o.ramp = num(&name, &v),
+            "--hold" => o.hold = num(&name, &v),
+            "--source-addrs" => {
+                o.sources = v
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(|s| num::<Ipv4Addr>(&name, s))
+                    .collect()
+            }
+            "--source-count" => {
+                let k: u32 = num(&name, &v);
+                if k == 0 || k > 65_000 {
+                    die("--source-count: 1..=65000");
+                }
+                o.sources = (1..=k)
+                    .map(|n| Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 0, 0, 0)) + n))
+                    .collect();
+            }
+            "--processes" => o.processes = Some(num(&name, &v)),
+            "--timeout" => o.timeout = num(&name, &v),
+            "--mark-file" => o.mark_file = Some(v),
+            "--mark-rate" => o.mark_rate = num(&name, &v),
+            "--drain-ms" => o.drain_ms = num(&name, &v),
+            "--pid" => {
+                o.pids = v
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(|s| num::<u32>(&name, s))
+                    .collect()
+            }
+            "--idle-secs" => o.idle_secs = num(&name, &v),
+            "--child-index" => o.child_index = num(&name, &v),
+            "--child-count" => o.child_count = num(&name, &v),
+            "--run-start-ns" => o.run_start_ns = num(&name, &v),
+            "--deadline" => o.deadline = num(&name, &v),
+            _ => die(&format!("unknown option '{name}' (see --help)")),
+        }
+    }
+    if o.streams == 0 {
+        die("--streams: must be at least 1");
+    }
+    if !o.hold.is_finite() || o.hold < 0.0 || !o.ramp.is_finite() || o.ramp < 0.0 {
+        die("--hold and --ramp must be >= 0");
+    }
+    if o.mark_rate <= 0.0 || !o.mark_rate.is_finite() {
+        die("--mark-rate: must be > 0");
+    }
+    if o.processes == Some(0) {
+        die("--processes: must be at least 1");
+    }
+    o
+}
+
+/// Raises the soft open-file limit to the hard limit; returns the new soft limit.
+fn raise_nofile() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current != lim.maximum {
+        lim.current = lim.maximum;
+        if let Err(e) = setrlimit(Resource::Nofile, lim) {
+            eprintln!("logcast-load: cannot raise RLIMIT_NOFILE: {e}");
+        }
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
+fn resolve(host: &str, port: u16) -> SocketAddrV4 {
+    let host = if host == "localhost" {
+        "127.0.0.1"
+    } else {
+        host
+    };
+    if let Ok(ip) = host.parse::<Ipv4Addr>() {
+        return SocketAddrV4::new(ip, port);
+    }
+    (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut it| {
+            it.find_map(|a| match a {
+                std::net::SocketAddr::V4(v4) => Some(v4),
+                _ => None,
+            })
+        })
+        .unwrap_or_else(|| die(&format!("cannot resolve '{host}' to an IPv4 address")))
+}
+
+fn request(o: &Opts) -> Vec<u8> {
+    format!(
+        "GET {} HTTP/1.1\r\nHost: {}:{}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\nUser-Agent: logcast-load/0.1\r\n\r\n",
+        o.path, o.host, o.port
+    )
+    .into_bytes()
+}
+
+// ---------------------------------------------------------------- worker
+
+fn worker_main(o: Opts) {
+    raise_nofile();
+    let cfg = Config {
+        target: resolve(&o.host, o.port),
+        request: request(&o),
+        streams: o.streams,
+        ramp: o.ramp,
+        sources: o.sources.clone(),
+        index: o.child_index,
+        count: o.child_count.max(1),
+        timeout: Duration::from_secs_f64(o.timeout),
+        run_start_ns: o.run_start_ns,
+        deadline: Duration::from_secs_f64(o.deadline),
+    };
+    let (poll, waker) = client::poll_with_waker().unwrap_or_else(|e| die(&format!("poll: {e}")));
+    let control = Arc::new(Control::default());
+    control.written.store(u64::MAX, Ordering::SeqCst);
+    {
+        // keep a waker alive here: if the thread's were the last, closing it
+        // could drop the wake-up from the epoll set before it is seen
+        let control = control.clone();
+        let waker = waker.clone();
+        std::thread::spawn(move || {
+            let stdin = std::io::stdin();
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match stdin.lock().read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        if let Some(n) = line.trim().strip_prefix("STOP") {
+                            if let Ok(n) = n.trim().parse::<u64>() {
+                                control.written.store(n, Ordering::SeqCst);
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+            control.stop.store(true, Ordering::SeqCst);
+            let _ = waker.wake();
+        });
+    }
+    let out = Worker::new(cfg).run(poll, control, |t, _| {
+        println!(
+            "READY connected={} failed={} ramp_ms={}",
+            t.connected,
+            t.failed(),
+            t.ramp_ms
+        );
+    });
+    let out = out.unwrap_or_else(|e| die(&format!("poll: {e}")));
+    let mut line = String::from("RESULT");
+    for (k, v) in out.totals.fields() {
+        line.push_str(&format!(" {k}={v}"));
+    }
+    let statuses: Vec<String> = out
+        .statuses
+        .iter()
+        .map(|(k, v)| format!("{k}:{v}"))
+        .collect();
+    line.push_str(&format!(
+        " statuses={} lat={} conn={}",
+        statuses.join(","),
+        out.latency.encode(),
+        out.connect.encode()
+    ));
+    println!("{line}");
+}
+
+struct Merged {
+    totals: Totals,
+    latency: Histogram,
+    connect: Histogram,
+    statuses: BTreeMap<u16, u64>,
+}
+
+fn parse_result(line: &str, m: &mut Merged) -> Result<(), String> {
+    let mut t = Totals::default();
+    for kv in line.split_whitespace().skip(1) {
+        let (k, v) = kv.split_once('=').ok_or(format!("bad field '{kv}'"))?;
+        match k {
+            "lat" => m.latency.merge(&Histogram::decode(v)?),
+            "conn" => m.connect.merge(&Histogram::decode(v)?),
+            "statuses" => {
+                for s in v.split(',').filter(|s| !s.is_empty()) {
+                    let (code, n) = s.split_once(':').ok_or("bad statuses")?;
+                    let code: u16 = code.parse().map_err(|_| "bad status")?;
+                    let n: u64 = n.parse().map_err(|_| "bad status count")?;
+                    *m.statuses.entry(code).or_insert(0) += n;
+                }
+            }
+            _ => {
+                let n: u64 = v.parse().map_err(|_| format!("bad number in '{kv}'"))?;
+                if !t.set(k, n) {
+                    return Err(format!("unknown field '{k}'"));
+                }
+            }
+        }
+    }
+    // ramp_ms: the slowest worker, not the sum
+    let ramp = m.totals.ramp_ms.max(t.ramp_ms);
+    m.totals.add(&t);
+    m.totals.ramp_ms = ramp;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- parent
+
+fn port_range() -> u64 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let v: Vec<u64> = s
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            (v.len() == 2 && v[1] >= v[0]).then(|| v[1] - v[0] + 1)
+        })
+        .unwrap_or(28_232)
+}
+
+struct Report {
+    merged: Merged,
+    processes: usize,
+    sources: usize,
+    marks_written: u64,
+    clk: u64,
+    daemon: bool,
+    rss_base_kib: u64,
+    rss_kib: u64,
+    rss_end_kib: u64,
+    cpu_idle_pct: Option<f64>,
+    cpu_hold_pct: f64,
+    cpu_marks_secs: f64,
+    hold_window_secs: f64,
+    loadgen_cpu_pct: f64,
+    target: String,
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+impl Report {
+    fn rss_per_stream(&self) -> f64 {
+        let c = self.merged.totals.connected;
+        if c == 0 {
+            0.0
+        } else {
+            (self.rss_kib.saturating_sub(self.rss_base_kib)) as f64 * 1024.0 / c as f64
+        }
+    }
+
+    fn cpu_per_event_us(&self) -> f64 {
+        let n = self.merged.totals.marks_received;
+        if n == 0 {
+            0.0
+        } else {
+            self.cpu_marks_secs * 1e6 / n as f64
+        }
+    }
+
+    fn table(&self) -> String {
+        let t = &self.merged.totals;
+        let l = &self.merged.latency;
+        let c = &self.merged.connect;
+        let mut s = String::new();
+        let mut row = |k: &str, v: String| s.push_str(&format!("  {k:<16} {v}\n"));
+        row("target", self.target.clone());
+        row(
+            "streams",
+            format!(
+                "{} connected of {} ({} processes, {} source address(es)), ramp {:.1} s",
+                t.connected,
+                t.attempted,
+                self.processes,
+                self.sources.max(1),
+                t.ramp_ms as f64 / 1000.0
+            ),
+        );
+        row(
+            "connect ms",
+            format!(
+                "p50 {:.1}  p99 {:.1}  max {:.1}",
+                ms(c.percentile(50.0)),
+                ms(c.percentile(99.0)),
+                ms(c.max())
+            ),
+        );
+        let statuses: Vec<String> = self
+            .merged
+            .statuses
+            .iter()
+            .map(|(k, v)| format!("{k}x{v}"))
+            .collect();
+        row(
+            "failed",
+            format!(
+                "{} (refused {}, timeout {}, status {}{}, reset {}, other {})",
+                t.failed(),
+                t.failed_refused,
+                t.failed_timeout,
+                t.failed_status,
+                if statuses.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", statuses.join(" "))
+                },
+                t.failed_reset,
+                t.failed_other
+            ),
+        );
+        row(
+            "closed early",
+            format!(
+                "{} (eof {}, reset {}), open at end {}; server events end {}, shutdown {}, reset {}",
+                t.closed_early(),
+                t.closed_early_eof,
+                t.closed_early_reset,
+                t.open_at_end,
+                t.end_events,
+                t.shutdown_events,
+                t.reset_events
+            ),
+        );
+        row(
+            "events",
+            format!("{} ({:.1} MB)", t.events, t.bytes as f64 / 1e6),
+        );
+        row(
+            "marks",
+            format!(
+                "written {}, received {} of {} expected; streams missing any {} ({} marks); stale {}, duplicate {}",
+                self.marks_written,
+                t.marks_received,
+                t.marks_expected,
+                t.streams_missing_marks,
+                t.marks_missing,
+                t.marks_stale,
+                t.marks_duplicate
+            ),
+        );
+        row(
+            "latency ms",
+            format!(
+                "p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}  (n={})",
+                ms(l.percentile(50.0)),
+                ms(l.percentile(90.0)),
+                ms(l.percentile(99.0)),
+                ms(l.max()),
+                l.count()
+            ),
+        );
+        if self.daemon {
+            row(
+                "daemon RSS",
+                format!(
+                    "{} KiB held ({} KiB before, {} KiB at end) = {:.0} B per stream",
+                    self.rss_kib,
+                    self.rss_base_kib,
+                    self.rss_end_kib,
+                    self.rss_per_stream()
+                ),
+            );
+            row(
+                "daemon CPU",
+                format!(
+                    "idle {}, hold {:.2} % over {:.1} s, {:.3} s during marks = {:.2} us per event received (CLK_TCK {})",
+                    self.cpu_idle_pct
+                        .map_or("-".to_string(), |p| format!("{p:.2} %")),
+                    self.cpu_hold_pct,
+                    self.hold_window_secs,
+                    self.cpu_marks_secs,
+                    self.cpu_per_event_us(),
+                    self.clk
+                ),
+            );
+        }
+        row(
+            "load generator",
+            format!(
+                "{:.1} % CPU during the hold (all workers)",
+                self.loadgen_cpu_pct
+            ),
+        );
+        s
+    }
+
+    fn json(&self) -> String {
+        let t = &self.merged.totals;
+        let l = &self.merged.latency;
+        let c = &self.merged.connect;
+        let statuses: Vec<String> = self
+            .merged
+            .statuses
+            .iter()
+            .map(|(k, v)| format!("\"{k}\": {v}"))
+            .collect();
+        let opt = |v: Option<f64>| v.map_or("null".to_string(), |v| format!("{v:.3}"));
+        let daemon = |v: String| if self.daemon { v } else { "null".into() };
+        format!(
+            concat!(
+                "{{\"target\": \"{}\", \"streams\": {}, \"processes\": {}, \"source_addrs\": {}, ",
+                "\"connected\": {}, \"failed\": {{\"refused\": {}, \"timeout\": {}, \"status\": {}, \"reset\": {}, \"other\": {}}}, ",
+                "\"statuses\": {{{}}}, \"closed_early\": {}, \"closed_early_eof\": {}, \"closed_early_reset\": {}, \"open_at_end\": {}, ",
+                "\"ramp_secs\": {:.3}, \"connect_ms\": {{\"p50\": {:.3}, \"p99\": {:.3}, \"max\": {:.3}}}, ",
+                "\"events\": {}, \"bytes\": {}, \"end_events\": {}, \"shutdown_events\": {}, \"reset_events\": {}, ",
+                "\"marks_written\": {}, \"marks_received\": {}, \"marks_expected\": {}, \"marks_missing\": {}, ",
+                "\"streams_missing_marks\": {}, \"marks_stale\": {}, \"marks_duplicate\": {}, ",
+                "\"latency_ms\": {{\"count\": {}, \"p50\": {:.3}, \"p90\": {:.3}, \"p99\": {:.3}, \"max\": {:.3}, \"mean\": {:.3}}}, ",
+                "\"rss_base_kib\": {}, \"rss_kib\": {}, \"rss_end_kib\": {}, \"rss_per_stream_bytes\": {}, ",
+                "\"cpu_idle_pct\": {}, \"cpu_hold_pct\": {}, \"hold_window_secs\": {:.3}, \"cpu_marks_secs\": {}, \"cpu_per_event_us\": {}, ",
+                "\"clk_tck\": {}, \"loadgen_cpu_pct\": {:.2}}}"
+            ),
+            self.target,
+            t.attempted,
+            self.processes,
+            self.sources,
+            t.connected,
+            t.failed_refused,
+            t.failed_timeout,
+            t.failed_status,
+            t.failed_reset,
+            t.failed_other,
+            statuses.join(", "),
+            t.closed_early(),
+            t.closed_early_eof,
+            t.closed_early_reset,
+            t.open_at_end,
+            t.ramp_ms as f64 / 1000.0,
+            ms(c.percentile(50.0)),
+            ms(c.percentile(99.0)),
+            ms(c.max()),
+            t.events,
+            t.bytes,
+            t.end_events,
+            t.shutdown_events,
+            t.reset_events,
+            self.marks_written,
+            t.marks_received,
+            t.marks_expected,
+            t.marks_missing,
+            t.streams_missing_marks,
+            t.marks_stale,
+            t.marks_duplicate,
+            l.count(),
+            ms(l.percentile(50.0)),
+            ms(l.percentile(90.0)),
+            ms(l.percentile(99.0)),
+            ms(l.max()),
+            l.mean() / 1000.0,
+            daemon(self.rss_base_kib.to_string()),
+            daemon(self.rss_kib.to_string()),
+            daemon(self.rss_end_kib.to_string()),
+            daemon(format!("{:.1}", self.rss_per_stream())),
+            if self.daemon { opt(self.cpu_idle_pct) } else { "null".into() },
+            daemon(format!("{:.3}", self.cpu_hold_pct)),
+            self.hold_window_secs,
+            daemon(format!("{:.3}", self.cpu_marks_secs)),
+            daemon(format!("{:.3}", self.cpu_per_event_us())),
+            self.clk,
+            self.loadgen_cpu_pct,
+        )
+    }
+}
+
+enum Msg {
+    Line(usize, String),
+    Eof(usize),
+}
+
+fn parent_main(o: Opts) {
+    let soft = raise_nofile();
+    let per_proc_max = 19_000usize.min(soft.saturating_sub(100) as usize).max(1);
+    let processes = o
+        .processes
+        .unwrap_or_else(|| o.streams.div_ceil(18_000).max(1));
+    let per_proc = o.streams.div_ceil(processes);
+    if per_proc > per_proc_max {
+        die(&format!(
+            "{} streams over {} process(es) is {} sockets per process, over {} (open-file limit {}): use --processes {} or more",
+            o.streams,
+            processes,
+            per_proc,
+            per_proc_max,
+            soft,
+            o.streams.div_ceil(per_proc_max)
+        ));
+    }
+    let target = resolve(&o.host, o.port);
+    let mut sources = o.sources.clone();
+    let ports = port_range();
+    let per_source_max = ports.saturating_sub(500).max(1) as usize;
+    if sources.is_empty() && o.streams > 25_000 && target.ip().is_loopback() {
+        let k = o.streams.div_ceil(25_000);
+        sources = (1..=k as u32)
+            .map(|n| Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 0, 0, 0)) + n))
+            .collect();
+    }
+    if o.streams.div_ceil(sources.len().max(1)) > per_source_max {
+        die(&format!(
+            "{} streams from {} source address(es) needs more than the {} local ports per address: use --source-count {}",
+            o.streams,
+            sources.len().max(1),
+            per_source_max,
+            o.streams.div_ceil(per_source_max)
+        ));
+    }
+    let clk = procstat::clk_tck();
+    let pids: Vec<u32> = if o.pid_tree {
+        let mut v = Vec::new();
+        for &p in &o.pids {
+            for q in procstat::with_descendants(p) {
+                if !v.contains(&q) {
+                    v.push(q);
+                }
+            }
+        }
+        v
+    } else {
+        o.pids.clone()
+    };
+    let daemon = !pids.is_empty();
+    if daemon && procstat::sample(&pids).alive != pids.len() {
+        die(&format!("--pid: no such process in {pids:?}"));
+    }
+    let base = procstat::sample(&pids);
+    let run_start_ns = unix_ns();
+    let ramp_secs = if o.ramp > 0.0 {
+        o.streams as f64 / o.ramp
+    } else {
+        5.0
+    };
+    let deadline =
+        ramp_secs + o.timeout + o.idle_secs + o.hold + o.drain_ms as f64 / 1000.0 + 120.0;
+    let exe = std::env::current_exe().unwrap_or_else(|e| die(&format!("current_exe: {e}")));
+    let src_arg: Vec<String> = sources.iter().map(|a| a.to_string()).collect();
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let mut children: Vec<Child> = Vec::new();
+    for i in 0..processes {
+        // worker i holds global connections i, i+P, i+2P, ...
+        let n = (o.streams + processes - 1 - i) / processes;
+        let mut cmd = Command::new(&exe);
+        cmd.args(["--child", "--host", &o.host, "--path", &o.path])
+            .args(["--port", &o.port.to_string()])
+            .args(["--streams", &n.to_string()])
+            .args(["--ramp", &(o.ramp / processes as f64).to_string()])
+            .args(["--timeout", &o.timeout.to_string()])
+            .args(["--child-index", &i.to_string()])
+            .args(["--child-count", &processes.to_string()])
+            .args(["--run-start-ns", &run_start_ns.to_string()])
+            .args(["--deadline", &deadline.to_string()]);
+        if !src_arg.is_empty() {
+            cmd.args(["--source-addrs", &src_arg.join(",")]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| die(&format!("spawn worker: {e}")));
+        let out = child.stdout.take().expect("stdout");
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                match line {
+                    Ok(l) => {
+                        if tx.send(Msg::Line(i, l)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+            let _ = tx.send(Msg::Eof(i));
+        });
+        children.push(child);
+    }
+    drop(tx);
+    let kill_all = |children: &mut Vec<Child>| {
+        for c in children.iter_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    };
+    eprintln!(
+        "logcast-load: {} streams to {}:{}{} over {} process(es), ramp {}/s",
+        o.streams, o.host, o.port, o.path, processes, o.ramp
+    );
+
+    // wait until every worker has every stream connected (or failed)
+    let mut ready = vec![false; processes];
+    let mut results: Vec<Option<String>> = vec![None; processes];
+    let mut ready_connected = 0u64;
+    let mut ready_failed = 0u64;
+    let wait_until = Instant::now() + Duration::from_secs_f64(ramp_secs + o.timeout + 60.0);
+    while ready.iter().any(|r| !r) {
+        let left = wait_until.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Msg::Line(i, l)) if l.starts_with("READY") => {
+                ready[i] = true;
+                for kv in l.split_whitespace().skip(1) {
+                    match kv.split_once('=') {
+                        Some(("connected", v)) => ready_connected += v.parse::<u64>().unwrap_or(0),
+                        Some(("failed", v)) => ready_failed += v.parse::<u64>().unwrap_or(0),
+                        _ => {}
+                    }
+                }
+            }
+            Ok(Msg::Line(i, l)) if l.starts_with("RESULT") => results[i] = Some(l),
+            Ok(Msg::Line(_, l)) => eprintln!("{l}"),
+            Ok(Msg::Eof(i)) => {
+                kill_all(&mut children);
+                die(&format!("worker {i} exited before it was ready"));
+            }
+            Err(_) => {
+                kill_all(&mut children);
+                die("workers not ready in time");
+            }
+        }
+    }
+    let t_ready = Instant::now();
+    eprintln!(
+        "logcast-load: ramp done: {ready_connected} connected, {ready_failed} failed, in {:.1} s",
+        run_start_ns.abs_diff(unix_ns()) as f64 / 1e9
+    );
+    // let the daemon settle, then measure what the idle streams cost
+    std::thread::sleep(Duration::from_millis(500));
+    let held = procstat::sample(&pids);
+    let mut cpu_idle_pct = None;
+    if o.idle_secs > 0.0 {
+        let t0 = Instant::now();
+        let a = procstat::sample(&pids);
+        std::thread::sleep(Duration::from_secs_f64(o.idle_secs));
+        let b = procstat::sample(&pids);
+        let secs = t0.elapsed().as_secs_f64();
+        cpu_idle_pct = Some(b.ticks.saturating_sub(a.ticks) as f64 / clk as f64 / secs * 100.0);
+    }
+
+    // the hold, with marks
+    let hold_t0 = Instant::now();
+    let hold_s0 = procstat::sample(&pids);
+    let mut written = 0u64;
+    if let Some(path) = &o.mark_file {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap_or_else(|e| {
+                kill_all(&mut children);
+                die(&format!("--mark-file {path}: {e}"))
+            });
+        let period = 1.0 / o.mark_rate;
+        let n = ((o.hold * o.mark_rate).floor() as u64).max(1);
+        for seq in 0..n {
+            let at = hold_t0 + Duration::from_secs_f64(seq as f64 * period);
+            if let Some(d) = at.checked_duration_since(Instant::now()) {
+                std::thread::sleep(d);
+            }
+            let line = format!("MARK {} {}\n", unix_ns(), seq);
+            match f.write(line.as_bytes()) {
+                Ok(k) if k == line.len() => written += 1,
+                Ok(k) => {
+                    eprintln!(
+                        "logcast-load: short write of a mark ({k} of {})",
+                        line.len()
+                    );
+                    written += 1;
+                }
+                Err(e) => eprintln!("logcast-load: writing a mark: {e}"),
+            }
+        }
+    }
+    let hold_end = hold_t0 + Duration::from_secs_f64(o.hold);
+    if let Some(d) = hold_end.checked_duration_since(Instant::now()) {
+        std::thread::sleep(d);
+    }
+    std::thread::sleep(Duration::from_millis(o.drain_ms));
+    let hold_s1 = procstat::sample(&pids);
+    let hold_window_secs = hold_t0.elapsed().as_secs_f64();
+    let end = procstat::sample(&pids);
+
+    // stop the workers and collect their results
+    let t_stop = Instant::now();
+    for c in children.iter_mut() {
+        if let Some(stdin) = c.stdin.as_mut() {
+            let _ = writeln!(stdin, "STOP {written}");
+        }
+    }
+    let mut eofs = 0;
+    let collect_until = Instant::now() + Duration::from_secs(60);
+    while eofs < processes {
+        let left = collect_until.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Msg::Line(i, l)) if l.starts_with("RESULT") => results[i] = Some(l),
+            Ok(Msg::Line(_, l)) => eprintln!("{l}"),
+            Ok(Msg::Eof(_)) => eofs += 1,
+            Err(_) => break,
+        }
+    }
+    kill_all(&mut children);
+    let mut merged = Merged {
+        totals: Totals::default(),
+        latency: Histogram::new(),
+        connect: Histogram::new(),
+        statuses: BTreeMap::new(),
+    };
+    for (i, r) in results.iter().enumerate() {
+        match r {
+            Some(l) => {
+                if let Err(e) = parse_result(l, &mut merged) {
+                    die(&format!("worker {i}: {e}"));
+                }
+            }
+            None => die(&format!("worker {i} gave no result")),
+        }
+    }
+    let stop_secs = t_stop.duration_since(t_ready).as_secs_f64().max(1e-3);
+    let cpu_marks_secs = hold_s1.ticks.saturating_sub(hold_s0.ticks) as f64 / clk as f64;
+    let report = Report {
+        loadgen_cpu_pct: merged.totals.self_cpu_ticks as f64 / clk as f64 / stop_secs * 100.0,
+        merged,
+        processes,
+        sources: sources.len(),
+        marks_written: written,
+        clk,
+        daemon,
+        rss_base_kib: base.rss_kib,
+        rss_kib: held.rss_kib,
+        rss_end_kib: end.rss_kib,
+        cpu_idle_pct,
+        cpu_hold_pct: cpu_marks_secs / hold_window_secs * 100.0,
+        cpu_marks_secs,
+        hold_window_secs,
+        target: format!("http://{}:{}{}", o.host, o.port, o.path),
+    };
+    if o.json {
+        eprint!("{}", report.table());
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.table());
+    }
+    let t = &report.merged.totals;
+    if o.expect_marks && (t.streams_missing_marks > 0 || t.connected < t.attempted || written == 0)
+    {
+        eprintln!(
+            "logcast-load: --expect-marks: {} of {} streams connected, {} missed marks",
+            t.connected, t.attempted, t.streams_missing_marks
+        );
+        std::process::exit(3);
+    }
+}
+
+fn main() {
+    let o = parse_opts();
+    if o.child {
+        worker_main(o)
+    } else {
+        parent_main(o)
+    }
+}

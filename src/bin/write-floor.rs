@@ -1,0 +1,357 @@
+//! write-floor: the kernel's cost of SSE fan-out on this machine.
+//!
+//! Opens N established loopback TCP connections, then writes one ~100-byte
+//! SSE-like frame to each, R rounds, and measures the CPU time this process
+//! spends in the write loop only: the floor that a daemon's server CPU per
+//! delivered event is compared to.
+//!
+//! The measured process holds the accepted (server) side of every connection
+//! and writes to it, as a daemon does. The client sides live in a helper
+//! process (this program re-executed with `--connect-side`), because one
+//! process may hold only 20,000 descriptors here; that helper never reads
+//! (each frame lands in its socket's receive buffer, which holds hundreds of
+//! frames), unless `--drain` is given, when it reads with epoll as a real
+//! client would (which adds the cost of waking it to the writer's side).
+//!
+//! CPU time is the thread's on-CPU time from /proc/thread-self/schedstat
+//! (nanoseconds; this includes the loopback receive path, which runs in the
+//! writer's context), cross-checked with utime+stime from /proc/self/stat
+//! (clock ticks). Output: per round µs of CPU and wall time per write, and
+//! the median over rounds.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "\
+usage: write-floor [--sockets N] [--rounds R] [--frame-bytes B] [--pause-ms MS] [--drain] [--json]
+  --sockets N       established loopback connections (default 10000)
+  --rounds R        rounds of one write per socket (default 20)
+  --frame-bytes B   bytes per write, an SSE frame (default 100)
+  --pause-ms MS     pause between rounds, not measured (default 50)
+  --drain           the client side reads (epoll) instead of never reading
+  --json            one JSON line on stdout";
+
+struct Opts {
+    sockets: usize,
+    rounds: usize,
+    frame_bytes: usize,
+    pause_ms: u64,
+    drain: bool,
+    json: bool,
+}
+
+fn die(msg: &str) -> ! {
+    eprintln!("write-floor: {msg}");
+    std::process::exit(2)
+}
+
+fn num<T: std::str::FromStr>(opt: &str, v: Option<&String>) -> T {
+    let v = v.unwrap_or_else(|| die(&format!("{opt}: missing value")));
+    v.parse()
+        .unwrap_or_else(|_| die(&format!("{opt}: invalid value '{v}'")))
+}
+
+fn raise_nofile() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current != lim.maximum {
+        lim.current = lim.maximum;
+        let _ = setrlimit(Resource::Nofile, lim);
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
+/// On-CPU nanoseconds of the calling thread.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+/// utime + stime of this process, in clock ticks.
+fn process_ticks() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &s[s.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+fn clk_tck() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .filter(|&t: &u64| t > 0)
+        .unwrap_or(100)
+}
+
+/// The helper: connect N sockets to ADDR, say "OK", hold them (optionally
+/// draining) until stdin closes.
+fn connect_side(addr: SocketAddr, n: usize, drain: bool) {
+    raise_nofile();
+    let mut socks = Vec::with_capacity(n);
+    for _ in 0..n {
+        match TcpStream::connect(addr) {
+            Ok(s) => socks.push(s),
+            Err(e) => die(&format!("connect: {e}")),
+        }
+    }
+    println!("OK");
+    let _ = io::stdout().flush();
+    if !drain {
+        let mut line = String::new();
+        let _ = BufReader::new(io::stdin()).read_line(&mut line);
+        return;
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut poll = mio::Poll::new().unwrap_or_else(|e| die(&format!("poll: {e}")));
+    let waker = std::sync::Arc::new(
+        mio::Waker::new(poll.registry(), mio::Token(usize::MAX))
+            .unwrap_or_else(|e| die(&format!("waker: {e}"))),
+    );
+    {
+        // the waker must outlive the wake-up: closing its fd would drop the
+        // pending event from the epoll set
+        let stop = stop.clone();
+        let waker = waker.clone();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(io::stdin()).read_line(&mut line);
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            let _ = waker.wake();
+        });
+    }
+    let mut msocks: Vec<mio::net::TcpStream> = socks
+        .into_iter()
+        .map(|s| {
+            s.set_nonblocking(true).expect("nonblocking");
+            mio::net::TcpStream::from_std(s)
+        })
+        .collect();
+    for (i, s) in msocks.iter_mut().enumerate() {
+        poll.registry()
+            .register(s, mio::Token(i), mio::Interest::READABLE)
+            .unwrap_or_else(|e| die(&format!("register: {e}")));
+    }
+    let mut events = mio::Events::with_capacity(1024);
+    let mut buf = vec![0u8; 64 * 1024];
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        if poll
+            .poll(&mut events, Some(Duration::from_millis(200)))
+            .is_err()
+        {
+            continue;
+        }
+        for ev in events.iter() {
+            if let Some(s) = msocks.get_mut(ev.token().0) {
+                while let Ok(k) = s.read(&mut buf) {
+                    if k == 0 || k < buf.len() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// An SSE frame of about `len` bytes, shaped like logcast's.
+fn frame(len: usize) -> Vec<u8> {
+    let head = b"id: 1234567\ndata: MARK 1700000000000000000 42 ";
+    let mut f = head.to_vec();
+    while f.len() + 2 < len {
+        f.push(b'x');
+    }
+    f.extend_from_slice(b"\n\n");
+    f
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--connect-side") {
+        let addr: SocketAddr = num("--connect-side", args.get(1));
+        let n: usize = num("--connect-side", args.get(2));
+        let drain = args.get(3).map(String::as_str) == Some("drain");
+        return connect_side(addr, n, drain);
+    }
+    let mut o = Opts {
+        sockets: 10_000,
+        rounds: 20,
+        frame_bytes: 100,
+        pause_ms: 50,
+        drain: false,
+        json: false,
+    };
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        i += 1;
+        match a {
+            "--sockets" => o.sockets = num(a, args.get(i)),
+            "--rounds" => o.rounds = num(a, args.get(i)),
+            "--frame-bytes" => o.frame_bytes = num(a, args.get(i)),
+            "--pause-ms" => o.pause_ms = num(a, args.get(i)),
+            "--drain" => {
+                o.drain = true;
+                continue;
+            }
+            "--json" => {
+                o.json = true;
+                continue;
+            }
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return;
+            }
+            _ => die(&format!("unknown option '{a}' (see --help)")),
+        }
+        i += 1;
+    }
+    if o.sockets == 0 || o.rounds == 0 || o.frame_bytes < 4 {
+        die("--sockets and --rounds must be >= 1, --frame-bytes >= 4");
+    }
+    let soft = raise_nofile();
+    if o.sockets as u64 + 64 > soft {
+        die(&format!(
+            "--sockets {}: over the open-file limit {soft}",
+            o.sockets
+        ));
+    }
+    if !o.drain && o.rounds * o.frame_bytes > 64 * 1024 {
+        eprintln!("write-floor: warning: {} rounds of {} bytes may fill receive buffers that are never read; use --drain", o.rounds, o.frame_bytes);
+    }
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| die(&format!("bind: {e}")));
+    let addr = listener.local_addr().expect("local_addr");
+    let exe = std::env::current_exe().unwrap_or_else(|e| die(&format!("current_exe: {e}")));
+    let mut helper = Command::new(exe)
+        .args(["--connect-side", &addr.to_string(), &o.sockets.to_string()])
+        .args(if o.drain { vec!["drain"] } else { vec![] })
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| die(&format!("spawn helper: {e}")));
+    let mut accepted = Vec::with_capacity(o.sockets);
+    while accepted.len() < o.sockets {
+        match listener.accept() {
+            Ok((s, _)) => accepted.push(s),
+            Err(e) => {
+                let _ = helper.kill();
+                die(&format!("accept: {e}"));
+            }
+        }
+    }
+    let mut ok = String::new();
+    let _ = BufReader::new(helper.stdout.take().expect("stdout")).read_line(&mut ok);
+    if ok.trim() != "OK" {
+        let _ = helper.kill();
+        die("helper failed");
+    }
+    drop(listener);
+    for s in &accepted {
+        s.set_nonblocking(true).expect("nonblocking");
+    }
+    let f = frame(o.frame_bytes);
+    let clk = clk_tck();
+    let mut cpu_us = Vec::new();
+    let mut wall_us = Vec::new();
+    let mut short = 0u64;
+    let ticks0 = process_ticks().unwrap_or(0);
+    let mut total_ns = 0u64;
+    let mut total_writes = 0u64;
+    // one unmeasured warm-up round
+    for round in 0..=o.rounds {
+        std::thread::sleep(Duration::from_millis(o.pause_ms));
+        let c0 = thread_cpu_ns();
+        let t0 = Instant::now();
+        for mut s in &accepted {
+            match s.write(&f) {
+                Ok(k) if k == f.len() => {}
+                _ => short += 1,
+            }
+        }
+        let wall = t0.elapsed();
+        let c1 = thread_cpu_ns();
+        if round == 0 {
+            continue;
+        }
+        let n = accepted.len() as f64;
+        if let (Some(a), Some(b)) = (c0, c1) {
+            cpu_us.push((b - a) as f64 / 1000.0 / n);
+            total_ns += b - a;
+        }
+        total_writes += accepted.len() as u64;
+        wall_us.push(wall.as_secs_f64() * 1e6 / n);
+    }
+    let ticks1 = process_ticks().unwrap_or(0);
+    drop(helper.stdin.take());
+    let _ = helper.wait();
+    // ticks include the pauses (idle) and the warm-up round: a cross-check only
+    let ticks_us =
+        (ticks1 - ticks0) as f64 * 1e6 / clk as f64 / ((o.rounds + 1) * o.sockets) as f64;
+    let per_round: Vec<String> = cpu_us.iter().map(|v| format!("{v:.2}")).collect();
+    let cpu_med = median(&mut cpu_us.clone());
+    let wall_med = median(&mut wall_us.clone());
+    let mean = if total_writes > 0 {
+        total_ns as f64 / 1000.0 / total_writes as f64
+    } else {
+        0.0
+    };
+    if o.json {
+        println!(
+            "{{\"sockets\": {}, \"rounds\": {}, \"frame_bytes\": {}, \"drain\": {}, \"cpu_us_per_write\": {:.3}, \"cpu_us_per_write_mean\": {:.3}, \"wall_us_per_write\": {:.3}, \"ticks_us_per_write\": {:.3}, \"short_writes\": {}, \"clk_tck\": {}}}",
+            o.sockets, o.rounds, f.len(), o.drain, cpu_med, mean, wall_med, ticks_us, short, clk
+        );
+    } else {
+        println!(
+            "write-floor: {} sockets x {} rounds, {}-byte frames, client side {}",
+            o.sockets,
+            o.rounds,
+            f.len(),
+            if o.drain {
+                "reading (epoll)"
+            } else {
+                "never reading"
+            }
+        );
+        println!("  CPU us per write, by round: {}", per_round.join(" "));
+        println!(
+            "  median {cpu_med:.2} us CPU per write (mean {mean:.2}), {wall_med:.2} us wall; utime+stime cross-check {ticks_us:.2} us (CLK_TCK {clk}); short writes {short}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_has_the_asked_size_and_ends_an_event() {
+        let f = frame(100);
+        assert_eq!(f.len(), 100);
+        assert!(f.ends_with(b"\n\n"));
+        assert!(f.starts_with(b"id: "));
+    }
+
+    #[test]
+    fn median_odd_even() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(&mut []), 0.0);
+    }
+}
