@@ -37,6 +37,9 @@ pub struct Conn {
     pub close_after_flush: bool,
     /// The peer closed its side; finish what it asked for, then close.
     pub peer_closed: bool,
+    /// Our side is shut down for writing; unread input is being drained
+    /// before the close (see `Server::linger_or_close`).
+    pub lingering: bool,
     /// Header or idle deadline (ms); the timer re-checks it when it fires.
     pub deadline_ms: u64,
     /// The armed timer and the time it fires.
@@ -101,6 +104,7 @@ impl Conn {
             writable: true,
             close_after_flush: false,
             peer_closed: false,
+            lingering: false,
             deadline_ms,
             timer: None,
         }

@@ -158,6 +158,7 @@ mod tests {
             keep_alive: true,
             body: BodyKind::None,
             last_event_id: None,
+            expect_continue: false,
         }
     }
 

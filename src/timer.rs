@@ -26,8 +26,8 @@
 //! | 5     | 12.4 days | 795 days (~2.2 years)    |
 //!
 //! Write times in base 64: a timer sits at the level of the highest digit in
-//! which its deadline differs from the wheel's current time ([`level_for`]), in
-//! the slot named by its deadline's digit at that level ([`slot_for`]). So every
+//! which its deadline differs from the wheel's current time (`level_for`), in
+//! the slot named by its deadline's digit at that level (`slot_for`). So every
 //! timer at level `L` is due before every timer at level `L + 1`, and within a
 //! level the slots are in time order: the next slot to visit is the lowest set
 //! bit of the lowest level's `occupied` mask, found without scanning. Visiting a

@@ -11,7 +11,10 @@ use super::{BodyKind, HttpError, MAX_BODY};
 pub enum BodyDecoder {
     /// `Content-Length`: this many bytes still to skip.
     Length(u64),
-    Chunked { state: ChunkState, total: u64 },
+    /// `data` counts chunk data (limited to [`MAX_BODY`]); `total` counts
+    /// every byte read, framing (sizes, extensions, trailers) included, so no
+    /// part of a chunked body escapes a limit.
+    Chunked { state: ChunkState, data: u64, total: u64 },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +59,7 @@ impl BodyDecoder {
             BodyKind::Length(n) => Ok(Some(BodyDecoder::Length(n))),
             BodyKind::Chunked => Ok(Some(BodyDecoder::Chunked {
                 state: ChunkState::Size { size: 0, digits: 0 },
+                data: 0,
                 total: 0,
             })),
         }
@@ -69,12 +73,12 @@ impl BodyDecoder {
                 *left -= take;
                 Ok(if *left == 0 { BodyProgress::Done(take as usize) } else { BodyProgress::NeedMore })
             }
-            BodyDecoder::Chunked { state, total } => feed_chunked(state, total, input),
+            BodyDecoder::Chunked { state, data, total } => feed_chunked(state, data, total, input),
         }
     }
 }
 
-fn feed_chunked(state: &mut ChunkState, total: &mut u64, input: &[u8]) -> Result<BodyProgress, HttpError> {
+fn feed_chunked(state: &mut ChunkState, data: &mut u64, total: &mut u64, input: &[u8]) -> Result<BodyProgress, HttpError> {
     let mut i = 0;
     while i < input.len() {
         if let ChunkState::Data { left } = state {
@@ -89,11 +93,13 @@ fn feed_chunked(state: &mut ChunkState, total: &mut u64, input: &[u8]) -> Result
         }
         let next = step(*state, input[i])?;
         i += 1;
+        *total += 1;
         if let ChunkState::Data { left } = next {
+            *data += left;
             *total += left;
-            if *total > MAX_BODY {
-                return Err(HttpError::BodyTooLarge);
-            }
+        }
+        if *data > MAX_BODY || *total > MAX_BODY + FRAMING_ALLOWANCE {
+            return Err(HttpError::BodyTooLarge);
         }
         if next == ChunkState::Complete {
             return Ok(BodyProgress::Done(i));
@@ -102,6 +108,10 @@ fn feed_chunked(state: &mut ChunkState, total: &mut u64, input: &[u8]) -> Result
     }
     Ok(BodyProgress::NeedMore)
 }
+
+/// Room for chunk-size lines around 1 MiB of data (the limit is on the
+/// body as sent, framing included, with this much slack for the framing).
+const FRAMING_ALLOWANCE: u64 = 16 * 1024;
 
 const BAD: HttpError = HttpError::Malformed("bad chunked encoding");
 
@@ -199,6 +209,18 @@ mod tests {
             body.extend_from_slice(b"\r\n");
         }
         assert_eq!(decode_whole(&body, BodyKind::Chunked), Err(HttpError::BodyTooLarge));
+    }
+
+    #[test]
+    fn extensions_and_trailers_count_toward_the_limit() {
+        let mut long_ext = b"1;".to_vec();
+        long_ext.extend(std::iter::repeat(b'e').take(2 << 20));
+        assert_eq!(decode_whole(&long_ext, BodyKind::Chunked), Err(HttpError::BodyTooLarge));
+        let mut trailers = b"0\r\n".to_vec();
+        for _ in 0..100_000 {
+            trailers.extend_from_slice(b"X-T: aaaaaaaaaaaaaaaaaaaa\r\n");
+        }
+        assert_eq!(decode_whole(&trailers, BodyKind::Chunked), Err(HttpError::BodyTooLarge));
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub struct RequestHead {
     pub body: BodyKind,
     /// The `Last-Event-ID` header an EventSource sends when it reconnects.
     pub last_event_id: Option<String>,
+    /// `Expect: 100-continue`: the client waits for a go-ahead before its body.
+    pub expect_continue: bool,
 }
 
 /// Finds the end of a head (`\r\n\r\n`, or a bare `\n\n`, which RFC 9112
@@ -106,13 +108,18 @@ fn build_head(req: &httparse::Request<'_, '_>) -> Result<RequestHead, HttpError>
     };
     let (path, query) = split_target(req.path.unwrap_or(""))?;
     let framing = Framing::from_headers(req.headers)?;
-    if minor_version == 1 && !framing.has_host {
-        // RFC 9112 section 3.2: a server MUST answer 400 to an HTTP/1.1
-        // request without Host.
+    // RFC 9112 section 3.2: a server MUST answer 400 to an HTTP/1.1 request
+    // without Host, and to any request with more than one.
+    if minor_version == 1 && framing.hosts == 0 {
         return Err(HttpError::Malformed("missing Host header"));
     }
+    if framing.hosts > 1 {
+        return Err(HttpError::Malformed("more than one Host header"));
+    }
     let keep_alive = match minor_version {
-        0 => framing.keep_alive_token,
+        // RFC 9112 section 6.1: after an HTTP/1.0 request with
+        // Transfer-Encoding the server MUST close the connection.
+        0 => framing.keep_alive_token && framing.transfer_codings.is_empty(),
         _ => !framing.close_token,
     };
     Ok(RequestHead {
@@ -123,6 +130,7 @@ fn build_head(req: &httparse::Request<'_, '_>) -> Result<RequestHead, HttpError>
         keep_alive,
         body: framing.body_kind()?,
         last_event_id: framing.last_event_id,
+        expect_continue: framing.expect_continue && minor_version == 1,
     })
 }
 
@@ -153,7 +161,8 @@ struct Framing {
     transfer_codings: Vec<String>,
     close_token: bool,
     keep_alive_token: bool,
-    has_host: bool,
+    hosts: usize,
+    expect_continue: bool,
     last_event_id: Option<String>,
 }
 
@@ -173,7 +182,9 @@ impl Framing {
                     f.keep_alive_token |= t.eq_ignore_ascii_case("keep-alive");
                 }
             } else if h.name.eq_ignore_ascii_case("host") {
-                f.has_host = true;
+                f.hosts += 1;
+            } else if h.name.eq_ignore_ascii_case("expect") {
+                f.expect_continue = value.is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"));
             } else if h.name.eq_ignore_ascii_case("last-event-id") {
                 f.last_event_id = Some(String::from_utf8_lossy(h.value).trim().to_string());
             }
@@ -310,6 +321,15 @@ mod tests {
         let many: String = (0..70).map(|i| format!("X{i}: y\r\n")).collect();
         let raw = format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n");
         assert_eq!(parse(&raw), Err(HttpError::HeadTooLarge));
+    }
+
+    #[test]
+    fn host_rules_and_http10_framing() {
+        assert_eq!(parse("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n").map_err(|e| e.status()), Err(400));
+        let h = head("GET / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert!(!h.keep_alive);
+        let h = head("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+        assert!(h.expect_continue);
     }
 
     #[test]

@@ -32,6 +32,19 @@ pub enum Change {
     Deleted,
 }
 
+/// Opens a log for reading, refusing anything but a regular file: opening a
+/// FIFO would block the whole reactor until a writer appears, so the open is
+/// non-blocking and the type is checked on the opened descriptor.
+fn open_regular(path: &std::path::Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let flags = rustix::fs::OFlags::NONBLOCK.bits() as i32;
+    let file = fs::OpenOptions::new().read(true).custom_flags(flags).open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::ErrorKind::NotFound.into());
+    }
+    Ok(file)
+}
+
 #[derive(Debug)]
 pub struct Tail {
     pub id: String,
@@ -66,11 +79,8 @@ impl Tail {
     /// Opens the log's file and places the tail at the end of its last
     /// complete line (or at the end of a finished file).
     pub fn open(id: &str, path: PathBuf, now_ms: u64, generation: u32) -> io::Result<Tail> {
-        let file = File::open(&path)?;
+        let file = open_regular(&path)?;
         let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Err(io::ErrorKind::NotFound.into());
-        }
         let finished = super::is_finished(&meta);
         let mut tail = Tail {
             id: id.to_string(),
@@ -121,7 +131,7 @@ impl Tail {
     }
 
     fn reopen(&mut self) -> Change {
-        let Ok(file) = File::open(&self.path) else { return Change::Unchanged };
+        let Ok(file) = open_regular(&self.path) else { return Change::Unchanged };
         let Ok(meta) = file.metadata() else { return Change::Unchanged };
         self.file = file;
         self.identity = (meta.dev(), meta.ino());
@@ -346,6 +356,19 @@ mod tests {
         assert_eq!(tail.resume_start(piece + MAX_LINE as u64, &mut buf).expect("resume"), piece + MAX_LINE as u64);
         let next_line = content.len() as u64 - 4;
         assert_eq!(tail.resume_start(piece + 1, &mut buf).expect("resume"), next_line);
+    }
+
+    #[test]
+    fn a_fifo_is_not_a_log() {
+        let dir = std::env::temp_dir().join(format!("logcast-tail-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("fifo.log");
+        let _ = fs::remove_file(&path);
+        let made = std::process::Command::new("mkfifo").arg(&path).status().map(|s| s.success()).unwrap_or(false);
+        if made {
+            let err = Tail::open("fifo", path, 0, 1).expect_err("a fifo must be refused");
+            assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        }
     }
 
     #[test]

@@ -16,6 +16,13 @@ use crate::http::{parse_head, BodyDecoder, BodyProgress, HttpError, Method, Requ
 use crate::routes::{self, Endpoint};
 use crate::stream::Opened;
 
+/// How long a closing connection's unread input is drained.
+const LINGER_MS: u64 = 1000;
+
+/// Reads per readiness event while lingering (64 KiB each), so a client
+/// that keeps sending cannot hold the reactor.
+const LINGER_READS: usize = 16;
+
 /// The page, embedded in the binary (SPEC section 3, `GET /`).
 const PAGE: &str = include_str!("../page/index.html");
 
@@ -28,6 +35,9 @@ impl Server {
         let Some(conn) = self.conns.get_mut(key) else { return };
         if event.is_writable() {
             conn.writable = true;
+        }
+        if conn.lingering {
+            return self.drain_lingering(key);
         }
         match conn.phase {
             Phase::Http(_) => self.http_ready(key),
@@ -51,7 +61,7 @@ impl Server {
             }
             let Some(conn) = self.conns.get_mut(key) else { return };
             if conn.close_after_flush {
-                return self.close(key);
+                return self.linger_or_close(key);
             }
             let Phase::Http(h) = &mut conn.phase else { return self.stream_started(key) };
             if !h.buf.is_empty() && self.process_buffered(key) {
@@ -64,6 +74,43 @@ impl Server {
             if !self.read_requests(key) {
                 return;
             }
+        }
+    }
+
+    /// Closes in stages (RFC 9112 section 9.6): shut down our side, then
+    /// read and discard until the client closes or [`LINGER_MS`] passes.
+    /// Closing with unread input would make the kernel send a reset that can
+    /// destroy the response before the client has read it.
+    fn linger_or_close(&mut self, key: usize) {
+        let deadline = self.now_ms() + LINGER_MS;
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        if conn.peer_closed || conn.socket.shutdown(std::net::Shutdown::Write).is_err() {
+            return self.close(key);
+        }
+        conn.lingering = true;
+        conn.deadline_ms = deadline;
+        self.arm_conn_timer(key);
+        self.drain_lingering(key);
+    }
+
+    fn drain_lingering(&mut self, key: usize) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut done = false;
+        if let Some(conn) = self.conns.get_mut(key) {
+            for _ in 0..LINGER_READS {
+                match conn.read_some(&mut scratch) {
+                    Ok(_) => continue,
+                    Err(Flow::WouldBlock) => break,
+                    Err(_) => {
+                        done = true;
+                        break;
+                    }
+                }
+            }
+        }
+        self.scratch = scratch;
+        if done {
+            self.close(key);
         }
     }
 
@@ -191,6 +238,13 @@ impl Server {
         h.head_started = false;
         match BodyDecoder::new(head.body)? {
             Some(decoder) => {
+                if head.expect_continue {
+                    // RFC 9110 section 10.1.1: answer before the body is sent.
+                    if let Some(conn) = self.conns.get_mut(key) {
+                        conn.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                    }
+                }
+                let Some(Phase::Http(h)) = self.conns.get_mut(key).map(|c| &mut c.phase) else { return Ok(None) };
                 h.body = Some(decoder);
                 h.pending = Some(Box::new(head));
             }
@@ -370,6 +424,9 @@ impl Server {
         let Phase::Http(h) = &conn.phase else { return };
         if now < conn.deadline_ms {
             return self.arm_conn_timer(key);
+        }
+        if conn.lingering {
+            return self.close(key);
         }
         if h.head_started {
             self.metrics.header_timeouts += 1;

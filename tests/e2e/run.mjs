@@ -321,6 +321,8 @@ scenario('a log finished while the daemon was down: the reconnect gets 204, the 
   const lines = Array.from({ length: 12 }, (_, i) => `line ${i + 1}`);
   const file = writeLog(id, lines, 0o644);
   const { page, context } = await newPage(ctx.browser);
+  const streamStatuses = [];
+  page.on('response', (r) => { if (r.url().includes('/stream')) streamStatuses.push(r.status()); });
   try {
     await page.goto(`${ctx.daemon.url}/?log=${id}`);
     await waitCount(page, lines.length, 10000);
@@ -337,7 +339,8 @@ scenario('a log finished while the daemon was down: the reconnect gets 204, the 
     await waitState(page, 'finished', 15000);
     const got = await lineTexts(page);
     check(JSON.stringify(got) === JSON.stringify(lines), `lines (${firstDiff(got, lines)})`);
-    return (await detail(page));
+    check(streamStatuses.join(',') === '200,204', `stream responses: want 200 then 204 for the reconnect at the end of a finished log, got ${streamStatuses.join(',')}`);
+    return `stream responses ${streamStatuses.join(', ')}; "${await detail(page)}"`;
   } finally {
     await context.close();
     if (!ctx.daemon) ctx.daemon = await Daemon.start();

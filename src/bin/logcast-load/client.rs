@@ -540,6 +540,13 @@ impl Worker {
                 }
             }
         }
+        // Close with RST (linger 0): no TIME_WAIT left on the client ports,
+        // so back-to-back runs do not run out of ports.
+        for c in &mut self.conns {
+            if let Some(s) = c.sock.take() {
+                let _ = rustix::net::sockopt::set_socket_linger(&s, Some(Duration::ZERO));
+            }
+        }
         drop(poll);
         Ok(Outcome {
             totals: self.totals,

@@ -27,6 +27,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use client::{unix_ns, Config, Control, Worker};
+use rand::Rng;
 use stats::{Histogram, Totals};
 
 const USAGE: &str = "\
@@ -41,7 +42,8 @@ usage: logcast-load [OPTIONS]
   --processes P         worker processes (default: one per 18,000 streams)
   --timeout SECS        connect + response head deadline per stream (default 10)
   --mark-file PATH      append `MARK <unix-ns> <seq>` lines to this log during the hold
-  --mark-rate R         marks per second (default 2)
+  --mark-rate R         marks per second (default 2), each at a random point of its period
+  --no-jitter           marks exactly every 1/R s instead
   --drain-ms MS         wait after the last mark before stopping (default 1000)
   --expect-marks        every stream must get every mark: report those that did not, exit 3
   --pid PID[,PID..]     the daemon's process(es): RSS and CPU are reported
@@ -66,6 +68,7 @@ struct Opts {
     mark_rate: f64,
     drain_ms: u64,
     expect_marks: bool,
+    mark_jitter: bool,
     pids: Vec<u32>,
     pid_tree: bool,
     idle_secs: f64,
@@ -118,6 +121,7 @@ fn parse_opts() -> Opts {
         mark_rate: 2.0,
         drain_ms: 1000,
         expect_marks: false,
+        mark_jitter: true,
         pids: Vec::new(),
         pid_tree: false,
         idle_secs: 0.0,
@@ -138,6 +142,7 @@ fn parse_opts() -> Opts {
         i += 1;
         let flag = |o: &mut Opts, n: &str| match n {
             "--expect-marks" => o.expect_marks = true,
+            "--no-jitter" => o.mark_jitter = false,
             "--pid-tree" => o.pid_tree = true,
             "--json" => o.json = true,
             "--child" => o.child = true,
@@ -148,7 +153,7 @@ fn parse_opts() -> Opts {
                 println!("{USAGE}");
                 std::process::exit(0)
             }
-            "--expect-marks" | "--pid-tree" | "--json" | "--child" => {
+            "--expect-marks" | "--no-jitter" | "--pid-tree" | "--json" | "--child" => {
                 flag(&mut o, &name);
                 continue;
             }
@@ -446,7 +451,7 @@ impl Report {
         row(
             "streams",
             format!(
-                "{} connected of {} ({} processes, {} source address(es)), ramp {:.1} s",
+                "{} connected of {} (worker processes {}, source addresses {}), ramp {:.1} s",
                 t.connected,
                 t.attempted,
                 self.processes,
@@ -828,8 +833,13 @@ fn parent_main(o: Opts) {
             });
         let period = 1.0 / o.mark_rate;
         let n = ((o.hold * o.mark_rate).floor() as u64).max(1);
+        let mut rng = rand::thread_rng();
         for seq in 0..n {
-            let at = hold_t0 + Duration::from_secs_f64(seq as f64 * period);
+            // Mark k goes out at a random point of its period: a fixed phase
+            // would lock onto the daemon's poll tick (500 ms is 5 x 100 ms)
+            // and measure one point of the latency distribution.
+            let u: f64 = if o.mark_jitter { rng.gen() } else { 0.0 };
+            let at = hold_t0 + Duration::from_secs_f64((seq as f64 + u) * period);
             if let Some(d) = at.checked_duration_since(Instant::now()) {
                 std::thread::sleep(d);
             }
