@@ -21,7 +21,8 @@ use logcast::sse::Block;
 use logcast::stream::{Engine, Opened};
 use slab::Slab;
 
-const WRK_REQUEST: &[u8] = b"GET /api/logs/0b1e2f3a-1234-4bcd-9def-0123456789ab HTTP/1.1\r\nHost: 127.0.0.1:5000\r\n\r\n";
+const WRK_REQUEST: &[u8] =
+    b"GET /api/logs/0b1e2f3a-1234-4bcd-9def-0123456789ab HTTP/1.1\r\nHost: 127.0.0.1:5000\r\n\r\n";
 const BROWSER_REQUEST: &[u8] = b"GET /api/logs/0b1e2f3a-1234-4bcd-9def-0123456789ab/stream HTTP/1.1\r\n\
 Host: 127.0.0.1:5000\r\nConnection: keep-alive\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\
 Last-Event-ID: 123456\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36\r\n\
@@ -40,7 +41,10 @@ fn bench_parse(c: &mut Criterion) {
 fn log_lines(n: usize) -> Vec<u8> {
     let mut out = Vec::new();
     for i in 0..n {
-        out.extend_from_slice(format!("[2026-11-27T18:02:06.123Z] worker {i} served request in 12 ms, cache hit\n").as_bytes());
+        out.extend_from_slice(
+            format!("[2026-11-27T18:02:06.123Z] worker {i} served request in 12 ms, cache hit\n")
+                .as_bytes(),
+        );
     }
     out
 }
@@ -71,7 +75,11 @@ fn connections(n: usize) -> (Slab<Conn>, Vec<std::net::TcpStream>) {
         let (server, _) = listener.accept().expect("accept");
         server.set_nonblocking(true).expect("nonblocking");
         server.set_nodelay(true).expect("nodelay");
-        conns.insert(Conn::new(mio::net::TcpStream::from_std(server), 1, u64::MAX));
+        conns.insert(Conn::new(
+            mio::net::TcpStream::from_std(server),
+            1,
+            u64::MAX,
+        ));
         clients.push(client);
     }
     (conns, clients)
@@ -98,8 +106,14 @@ fn bench_fanout(c: &mut Criterion) {
     for streams in [1_000usize, 9_000] {
         let (mut conns, mut clients) = connections(streams);
         let mut engine = Engine::default();
-        let req = StreamRequest { id: "bench".into(), resume: None, tail: Some(0) };
-        let Ok(Opened::Stream { tail, offset, .. }) = engine.open(&dir, &req, 0) else { panic!("open") };
+        let req = StreamRequest {
+            id: "bench".into(),
+            resume: None,
+            tail: Some(0),
+        };
+        let Ok(Opened::Stream { tail, offset, .. }) = engine.open(&dir, &req, 0) else {
+            panic!("open")
+        };
         let keys: Vec<usize> = conns.iter().map(|(k, _)| k).collect();
         for key in keys {
             engine.attach(&mut conns[key], key, tail, offset);
@@ -111,20 +125,24 @@ fn bench_fanout(c: &mut Criterion) {
         let mut file = OpenOptions::new().append(true).open(&path).expect("append");
         let line = b"[2026-11-27T18:02:06.123Z] worker 7 served request in 12 ms, cache hit\n";
         g.throughput(Throughput::Elements(streams as u64));
-        g.bench_with_input(BenchmarkId::new("one_line_to_streams", streams), &streams, |b, _| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    file.write_all(line).expect("write");
-                    let start = Instant::now();
-                    let polled = engine.poll(tail, &mut conns, 0, u64::MAX, &mut metrics);
-                    total += start.elapsed();
-                    assert!(polled.closed.is_empty());
-                    drain(&mut clients);
-                }
-                total
-            })
-        });
+        g.bench_with_input(
+            BenchmarkId::new("one_line_to_streams", streams),
+            &streams,
+            |b, _| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        file.write_all(line).expect("write");
+                        let start = Instant::now();
+                        let polled = engine.poll(tail, &mut conns, 0, u64::MAX, &mut metrics);
+                        total += start.elapsed();
+                        assert!(polled.closed.is_empty());
+                        drain(&mut clients);
+                    }
+                    total
+                })
+            },
+        );
     }
     g.finish();
     let _ = std::fs::remove_dir_all(&dir_path);

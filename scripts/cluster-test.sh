@@ -3,20 +3,25 @@
 # behind nginx (scripts/cluster.sh), a node lost mid-stream, clients resuming
 # through nginx by Last-Event-ID.
 #
-# Two rounds, one log each (POST /api/logs?duration=6 through nginx, daemons
+# Three rounds, one log each (POST /api/logs?duration=6 through nginx, daemons
 # writing a line every 100 ms):
 #   1. streams are opened through nginx until every node holds some (which node
 #      took a stream is seen in each node's own /metrics, logcast_streams_open);
 #   2. the node whose writer writes the log is found (logcast_writers_active 1);
-#      a node that is NOT the writer is stopped: SIGTERM in round 1 (its streams
-#      get `event: shutdown`), SIGKILL in round 2 (they are cut);
-#   3. its clients reconnect through nginx with Last-Event-ID = the last id seen
-#      (as EventSource does) and land on a surviving node;
+#      a node is stopped: round 1, a node that is NOT the writer, by SIGTERM
+#      (its streams get `event: shutdown`); round 2, a non-writer by SIGKILL
+#      (its streams are cut); round 3, the writer's node by SIGTERM (it marks
+#      its log finished, read-only, as it stops);
+#   3. the stopped node's clients reconnect through nginx with Last-Event-ID =
+#      the last id seen (as EventSource does) and land on a surviving node;
 #   4. every stream, resumed or not, must have received exactly the file's lines
 #      (nothing lost, nothing repeated, ids = byte offsets) and end with
-#      `event: end` {"reason": "finished"}.
+#      `event: end` {"reason": "finished"} (round 3: or 204 on a reconnect that
+#      already had every line).
 # Between rounds the stopped node is started again. At the end the cluster is
 # stopped (every daemon must exit 0 on SIGTERM).
+# (A SIGKILLed writer is not tested: its log stays writable, so nobody ever
+# finishes it; its streams follow it until their clients leave.)
 #
 # Needs curl, python3 (standard library only) and nginx (installed by
 # scripts/cluster.sh when missing). Cleans up after itself, is bounded in time,
@@ -283,8 +288,8 @@ def create_log(duration):
     return json.loads(body)["log_id"]
 
 
-def run_round(name, sig):
-    note(f"{name}: stop a non-writer node with {sig.name}")
+def run_round(name, sig, kill_writer=False):
+    note(f"{name}: stop {'the writer' if kill_writer else 'a non-writer'} node with {sig.name}")
     log_id = create_log(6)
     if log_id is None:
         return False
@@ -328,7 +333,7 @@ def run_round(name, sig):
     if not record(all(s.node is not None for s in streams), f"{name}: the node of every stream is known"):
         return False
 
-    victim = next((i for i in NODES if i != writer), None)
+    victim = writer if kill_writer else next((i for i in NODES if i != writer), None)
     if writer is None or victim is None:
         return False
     # Let every stream receive some lines first.
@@ -360,11 +365,18 @@ def run_round(name, sig):
     for n, s in enumerate(streams):
         who = f"{name}: stream {n} (node {s.node}{', resumed' if s.node == victim else ''})"
         if s.node == victim:
-            ok = s.connections >= 2 and cut[s] < len(lines)
+            ok = s.connections >= 2 and (cut[s] < len(lines) or kill_writer)
             record(ok, f"{who}: reconnected through nginx after line {cut[s]} "
                        f"(connections {s.connections}, statuses {s.statuses}, errors {s.errors[:2]})")
             if sig == signal.SIGTERM:
                 record(s.shutdowns >= 1, f"{who}: got event: shutdown before the reconnect")
+            if kill_writer and s.statuses[-1:] == [204]:
+                # It had every line when its node stopped (and finished the
+                # log): the reconnect at the end of a finished log gets 204,
+                # which stops EventSource, instead of `event: end`.
+                record(s.lines == lines and s.ids == ids and s.end is None,
+                       f"{who}: every line, then 204 on the reconnect at the end")
+                continue
         else:
             record(s.connections == 1, f"{who}: one connection to a surviving node "
                                        f"(connections {s.connections}, errors {s.errors[:2]})")
@@ -385,16 +397,27 @@ def node_start(i):
     return record(r.returncode == 0, f"node {i} started again")
 
 
+def rejoin(victim):
+    if not node_start(victim):
+        return False
+    # nginx leaves a failed node alone for fail_timeout (2 s), then sends
+    # it one request at a time until one completes: a stream completes
+    # only when it ends, so short requests put the node back in rotation.
+    time.sleep(2.5)
+    for _ in range(6):
+        request(NGINX.hostname, NGINX.port, "GET", "/healthz")
+    return True
+
+
+# 1. A node that is not the writer stops gracefully; 2. one is killed; 3. the
+# writer's node stops gracefully: it marks its log finished (read-only) as it
+# goes, so every stream, on every node, ends with `finished` (or, for a client
+# of the stopped node that already had every line, 204 on its reconnect).
 victim = run_round("round 1", signal.SIGTERM)
-if victim:
-    if node_start(victim):
-        # nginx leaves a failed node alone for fail_timeout (2 s), then sends
-        # it one request at a time until one completes: a stream completes
-        # only when it ends, so short requests put the node back in rotation.
-        time.sleep(2.5)
-        for _ in range(6):
-            request(NGINX.hostname, NGINX.port, "GET", "/healthz")
-        run_round("round 2", signal.SIGKILL)
+if victim and rejoin(victim):
+    victim = run_round("round 2", signal.SIGKILL)
+    if victim and rejoin(victim):
+        run_round("round 3", signal.SIGTERM, kill_writer=True)
 PY
 
 say "scenario (bounded to 120 s)"

@@ -26,7 +26,9 @@ pub fn now_rfc3339() -> String {
 
 /// Nanoseconds since the Unix epoch (0 if the clock is before 1970).
 pub fn unix_nanos(t: SystemTime) -> u128 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
 /// Converts days since 1970-01-01 to (year, month, day) in the proleptic

@@ -44,7 +44,11 @@ impl Cluster {
         let index = std::env::var(ENV_INDEX).ok()?.parse().ok()?;
         let workers = std::env::var(ENV_COUNT).ok()?.parse().ok()?;
         let state_dir = PathBuf::from(std::env::var_os(ENV_STATE)?);
-        Some(Cluster { index, workers, state_dir })
+        Some(Cluster {
+            index,
+            workers,
+            state_dir,
+        })
     }
 
     fn file_of(&self, index: usize) -> PathBuf {
@@ -52,13 +56,21 @@ impl Cluster {
     }
 
     /// Writes this worker's snapshot.
-    pub fn publish<'a>(&self, metrics: &Metrics, subscribers: impl Iterator<Item = (&'a str, u64)>) -> io::Result<()> {
+    pub fn publish<'a>(
+        &self,
+        metrics: &Metrics,
+        subscribers: impl Iterator<Item = (&'a str, u64)>,
+    ) -> io::Result<()> {
         let mut text = String::from("metrics");
         for v in metrics.to_values() {
             text.push(' ');
             text.push_str(&v.to_string());
         }
-        text.push_str(&format!("\nprocess {} {}\n", crate::sys::resident_bytes(), crate::sys::open_fds()));
+        text.push_str(&format!(
+            "\nprocess {} {}\n",
+            crate::sys::resident_bytes(),
+            crate::sys::open_fds()
+        ));
         for (id, n) in subscribers {
             text.push_str(&format!("sub {id} {n}\n"));
         }
@@ -88,7 +100,9 @@ fn parse_snapshot(text: &str) -> Snapshot {
                 snap.open_fds = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
             }
             Some("sub") => {
-                if let (Some(id), Some(n)) = (words.next(), words.next().and_then(|w| w.parse().ok())) {
+                if let (Some(id), Some(n)) =
+                    (words.next(), words.next().and_then(|w| w.parse().ok()))
+                {
                     snap.subscribers.insert(id.to_string(), n);
                 }
             }
@@ -106,10 +120,22 @@ mod tests {
     fn snapshots_round_trip_between_workers() {
         let dir = std::env::temp_dir().join(format!("logcast-cluster-{}", std::process::id()));
         fs::create_dir_all(&dir).expect("dir");
-        let a = Cluster { index: 0, workers: 2, state_dir: dir.clone() };
-        let b = Cluster { index: 1, workers: 2, state_dir: dir.clone() };
-        let m = Metrics { streams_open: 5, ..Metrics::default() };
-        a.publish(&m, [("log-a", 3u64)].into_iter()).expect("publish");
+        let a = Cluster {
+            index: 0,
+            workers: 2,
+            state_dir: dir.clone(),
+        };
+        let b = Cluster {
+            index: 1,
+            workers: 2,
+            state_dir: dir.clone(),
+        };
+        let m = Metrics {
+            streams_open: 5,
+            ..Metrics::default()
+        };
+        a.publish(&m, [("log-a", 3u64)].into_iter())
+            .expect("publish");
         let others = b.others();
         assert_eq!(others.len(), 1);
         assert_eq!(others[0].values[1], 5);

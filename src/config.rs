@@ -35,7 +35,9 @@ impl Workers {
     pub fn resolve(self) -> usize {
         match self {
             Workers::Count(n) => n,
-            Workers::Auto => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            Workers::Auto => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
         }
     }
 }
@@ -121,7 +123,9 @@ where
             _ => (arg.clone(), None),
         };
         if !is_known(&name) {
-            return Err(ArgError(format!("logcast: unknown option '{arg}' (see --help)")));
+            return Err(ArgError(format!(
+                "logcast: unknown option '{arg}' (see --help)"
+            )));
         }
         let value = match inline.or_else(|| args.next()) {
             Some(v) => v,
@@ -152,8 +156,16 @@ fn is_known(name: &str) -> bool {
 
 fn apply(c: &mut Config, name: &str, value: &str) -> Result<(), ArgError> {
     match name {
-        "--bind" => c.bind = value.parse().map_err(|_| invalid(name, value, "an IP address"))?,
-        "--port" => c.port = value.parse().map_err(|_| invalid(name, value, "a number 0..=65535"))?,
+        "--bind" => {
+            c.bind = value
+                .parse()
+                .map_err(|_| invalid(name, value, "an IP address"))?
+        }
+        "--port" => {
+            c.port = value
+                .parse()
+                .map_err(|_| invalid(name, value, "a number 0..=65535"))?
+        }
         "--log-dir" if value.is_empty() => return Err(invalid(name, value, "a directory path")),
         "--log-dir" => c.log_dir = PathBuf::from(value),
         "--write-interval-ms" => c.write_interval_ms = millis(name, value)?,
@@ -165,7 +177,11 @@ fn apply(c: &mut Config, name: &str, value: &str) -> Result<(), ArgError> {
         "--max-writers" => c.max_writers = count(name, value, 1_000_000)? as usize,
         "--workers" if value == "auto" => c.workers = Workers::Auto,
         "--workers" => c.workers = Workers::Count(count(name, value, 256)? as usize),
-        _ => return Err(ArgError(format!("logcast: unknown option '{name}' (see --help)"))),
+        _ => {
+            return Err(ArgError(format!(
+                "logcast: unknown option '{name}' (see --help)"
+            )))
+        }
     }
     Ok(())
 }
@@ -187,7 +203,9 @@ fn count(name: &str, value: &str, max: u64) -> Result<u64, ArgError> {
 }
 
 fn invalid(name: &str, value: &str, expected: &str) -> ArgError {
-    ArgError(format!("logcast: {name}: invalid value '{value}' (expected {expected})"))
+    ArgError(format!(
+        "logcast: {name}: invalid value '{value}' (expected {expected})"
+    ))
 }
 
 #[cfg(test)]

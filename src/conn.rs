@@ -211,3 +211,16 @@ fn closed(e: &io::Error) -> Flow {
     log::trace!("socket error: {e}");
     Flow::Closed
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The density budget: a slab entry of an idle stream stays small
+    /// (SPEC section 5: well under 1 KiB of user-space memory per stream).
+    #[test]
+    fn a_connection_is_small() {
+        let size = std::mem::size_of::<Conn>();
+        assert!(size <= 192, "Conn grew to {size} bytes");
+    }
+}

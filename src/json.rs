@@ -76,7 +76,11 @@ mod tests {
 
     #[test]
     fn object_uses_python_separators() {
-        let o = object(&[("a", Value::Num(1)), ("b", Value::Str("x")), ("c", Value::Bool(false))]);
+        let o = object(&[
+            ("a", Value::Num(1)),
+            ("b", Value::Str("x")),
+            ("c", Value::Bool(false)),
+        ]);
         assert_eq!(o, r#"{"a": 1, "b": "x", "c": false}"#);
         assert_eq!(error("nope"), r#"{"error": "nope"}"#);
     }

@@ -13,7 +13,11 @@ use rustix::net::{AddressFamily, SocketType};
 
 /// Binds a listening socket; `reuse_port` lets sibling workers share it.
 pub fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
-    let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
+    let family = if addr.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
     let fd = rustix::net::socket(family, SocketType::STREAM, None)?;
     rustix::net::sockopt::set_socket_reuseaddr(&fd, true)?;
     if reuse_port {
@@ -30,7 +34,11 @@ pub fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
 /// a supervisor's workers (a plain `bind` by anyone else now fails) without
 /// taking part in accepting, since only listening sockets receive connections.
 pub fn reserve(addr: SocketAddr) -> io::Result<(OwnedFd, SocketAddr)> {
-    let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
+    let family = if addr.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
     let fd = rustix::net::socket(family, SocketType::STREAM, None)?;
     rustix::net::sockopt::set_socket_reuseaddr(&fd, true)?;
     rustix::net::sockopt::set_socket_reuseport(&fd, true)?;
@@ -46,8 +54,12 @@ pub fn reserve(addr: SocketAddr) -> io::Result<(OwnedFd, SocketAddr)> {
 /// A human message for a bind failure, naming the address.
 pub fn bind_error_message(addr: SocketAddr, err: &io::Error) -> String {
     match err.kind() {
-        io::ErrorKind::AddrInUse => format!("logcast: cannot listen on {addr}: address already in use"),
-        io::ErrorKind::PermissionDenied => format!("logcast: cannot listen on {addr}: permission denied"),
+        io::ErrorKind::AddrInUse => {
+            format!("logcast: cannot listen on {addr}: address already in use")
+        }
+        io::ErrorKind::PermissionDenied => {
+            format!("logcast: cannot listen on {addr}: permission denied")
+        }
         _ => format!("logcast: cannot listen on {addr}: {err}"),
     }
 }

@@ -10,7 +10,9 @@ use logcast::config::{self, Command, Config};
 
 fn main() -> ExitCode {
     let env = env_logger::Env::default().default_filter_or("info");
-    env_logger::Builder::from_env(env).format_target(false).init();
+    env_logger::Builder::from_env(env)
+        .format_target(false)
+        .init();
     let command = match config::parse_args(std::env::args().skip(1)) {
         Ok(command) => command,
         Err(e) => {
@@ -54,9 +56,13 @@ fn run(config: Config) -> Result<(), String> {
         return logcast::supervisor::run(config);
     }
     let addr = std::net::SocketAddr::new(config.bind, config.port);
-    let listener = logcast::listener::bind(addr, false).map_err(|e| logcast::listener::bind_error_message(addr, &e))?;
-    let mut server = logcast::server::Server::new(config, dir, listener).map_err(|e| format!("logcast: {e}"))?;
+    let listener = logcast::listener::bind(addr, false)
+        .map_err(|e| logcast::listener::bind_error_message(addr, &e))?;
+    let mut server =
+        logcast::server::Server::new(config, dir, listener).map_err(|e| format!("logcast: {e}"))?;
     let local = server.local_addr().map_err(|e| format!("logcast: {e}"))?;
     logcast::announce(local);
-    server.run().map_err(|e| format!("logcast: reactor failed: {e}"))
+    server
+        .run()
+        .map_err(|e| format!("logcast: reactor failed: {e}"))
 }

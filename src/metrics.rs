@@ -100,39 +100,118 @@ impl Metrics {
     /// The exposition text; `rss` and `fds` come from the process.
     pub fn render(&self, rss_bytes: u64, open_fds: u64) -> String {
         let mut out = String::with_capacity(4096);
-        gauge(&mut out, "logcast_connections_open", "Open client connections.", self.connections_open);
-        gauge(&mut out, "logcast_streams_open", "Open event streams.", self.streams_open);
-        gauge(&mut out, "logcast_writers_active", "Simulated writers running.", self.writers_active);
-        gauge(&mut out, "logcast_logs_tailed", "Logs being polled for their streams.", self.logs_tailed);
+        gauge(
+            &mut out,
+            "logcast_connections_open",
+            "Open client connections.",
+            self.connections_open,
+        );
+        gauge(
+            &mut out,
+            "logcast_streams_open",
+            "Open event streams.",
+            self.streams_open,
+        );
+        gauge(
+            &mut out,
+            "logcast_writers_active",
+            "Simulated writers running.",
+            self.writers_active,
+        );
+        gauge(
+            &mut out,
+            "logcast_logs_tailed",
+            "Logs being polled for their streams.",
+            self.logs_tailed,
+        );
         self.render_requests(&mut out);
-        counter(&mut out, "logcast_connections_accepted_total", "Connections accepted.", self.connections_accepted);
-        counter(&mut out, "logcast_events_sent_total", "SSE events written to streams.", self.events_sent);
-        counter(&mut out, "logcast_bytes_sent_total", "Bytes written to clients.", self.bytes_sent);
+        counter(
+            &mut out,
+            "logcast_connections_accepted_total",
+            "Connections accepted.",
+            self.connections_accepted,
+        );
+        counter(
+            &mut out,
+            "logcast_events_sent_total",
+            "SSE events written to streams.",
+            self.events_sent,
+        );
+        counter(
+            &mut out,
+            "logcast_bytes_sent_total",
+            "Bytes written to clients.",
+            self.bytes_sent,
+        );
         counter(
             &mut out,
             "logcast_connections_refused_total",
             "Connections refused over --max-connections.",
             self.connections_refused,
         );
-        counter(&mut out, "logcast_accept_errors_total", "Failed accept() calls.", self.accept_errors);
+        counter(
+            &mut out,
+            "logcast_accept_errors_total",
+            "Failed accept() calls.",
+            self.accept_errors,
+        );
         out.push_str("# HELP logcast_timeouts_total Connections closed by a timeout.\n");
         out.push_str("# TYPE logcast_timeouts_total counter\n");
-        let _ = writeln!(out, "logcast_timeouts_total{{kind=\"header\"}} {}", self.header_timeouts);
-        let _ = writeln!(out, "logcast_timeouts_total{{kind=\"idle\"}} {}", self.idle_timeouts);
-        counter(&mut out, "logcast_tail_polls_total", "Polls of followed logs (one per log per tick).", self.tail_polls);
-        counter(&mut out, "logcast_tail_reads_total", "File reads by shared tails.", self.tail_reads);
-        counter(&mut out, "logcast_catchup_reads_total", "File reads by streams behind their tail.", self.catchup_reads);
-        gauge(&mut out, "process_resident_memory_bytes", "Resident memory size in bytes.", rss_bytes);
-        gauge(&mut out, "process_open_fds", "Open file descriptors.", open_fds);
+        let _ = writeln!(
+            out,
+            "logcast_timeouts_total{{kind=\"header\"}} {}",
+            self.header_timeouts
+        );
+        let _ = writeln!(
+            out,
+            "logcast_timeouts_total{{kind=\"idle\"}} {}",
+            self.idle_timeouts
+        );
+        counter(
+            &mut out,
+            "logcast_tail_polls_total",
+            "Polls of followed logs (one per log per tick).",
+            self.tail_polls,
+        );
+        counter(
+            &mut out,
+            "logcast_tail_reads_total",
+            "File reads by shared tails.",
+            self.tail_reads,
+        );
+        counter(
+            &mut out,
+            "logcast_catchup_reads_total",
+            "File reads by streams behind their tail.",
+            self.catchup_reads,
+        );
+        gauge(
+            &mut out,
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            rss_bytes,
+        );
+        gauge(
+            &mut out,
+            "process_open_fds",
+            "Open file descriptors.",
+            open_fds,
+        );
         out
     }
 
     fn render_requests(&self, out: &mut String) {
-        out.push_str("# HELP logcast_requests_total Requests answered, by method and status class.\n");
+        out.push_str(
+            "# HELP logcast_requests_total Requests answered, by method and status class.\n",
+        );
         out.push_str("# TYPE logcast_requests_total counter\n");
         for (m, row) in METHODS.iter().zip(self.requests.iter()) {
             for (class, n) in row.iter().enumerate() {
-                let _ = writeln!(out, "logcast_requests_total{{method=\"{m}\",class=\"{}xx\"}} {n}", class + 1);
+                let _ = writeln!(
+                    out,
+                    "logcast_requests_total{{method=\"{m}\",class=\"{}xx\"}} {n}",
+                    class + 1
+                );
             }
         }
     }
@@ -147,7 +226,10 @@ fn counter(out: &mut String, name: &str, help: &str, value: u64) {
 }
 
 fn metric(out: &mut String, name: &str, help: &str, kind: &str, value: u64) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
 }
 
 #[cfg(test)]
@@ -156,7 +238,11 @@ mod tests {
 
     #[test]
     fn values_round_trip_and_add() {
-        let mut a = Metrics { streams_open: 3, bytes_sent: 10, ..Metrics::default() };
+        let mut a = Metrics {
+            streams_open: 3,
+            bytes_sent: 10,
+            ..Metrics::default()
+        };
         a.count_request(Some(&Method::Post), 201);
         let b = a.clone();
         a.add_values(&b.to_values());

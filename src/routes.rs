@@ -37,12 +37,16 @@ pub fn route(head: &RequestHead) -> Result<Endpoint, Response> {
     let segments: Vec<&str> = head.path.split('/').skip(1).collect();
     let query = Query(&head.query);
     match segments.as_slice() {
-        [""] => get_only(head, "GET, HEAD", || Endpoint::Page { log: query.get("log") }),
+        [""] => get_only(head, "GET, HEAD", || Endpoint::Page {
+            log: query.get("log"),
+        }),
         ["healthz"] => get_only(head, "GET, HEAD", || Endpoint::Healthz),
         ["metrics"] => get_only(head, "GET, HEAD", || Endpoint::Metrics),
         ["api", "logs"] => match head.method {
             Method::Get | Method::Head => Ok(Endpoint::ListLogs),
-            Method::Post => Ok(Endpoint::CreateLog { duration_s: duration(&query)? }),
+            Method::Post => Ok(Endpoint::CreateLog {
+                duration_s: duration(&query)?,
+            }),
             Method::Other(_) => Err(not_allowed("GET, HEAD, POST")),
         },
         ["api", "logs", id] => {
@@ -60,7 +64,11 @@ pub fn route(head: &RequestHead) -> Result<Endpoint, Response> {
     }
 }
 
-fn get_only(head: &RequestHead, allow: &'static str, endpoint: impl FnOnce() -> Endpoint) -> Result<Endpoint, Response> {
+fn get_only(
+    head: &RequestHead,
+    allow: &'static str,
+    endpoint: impl FnOnce() -> Endpoint,
+) -> Result<Endpoint, Response> {
     match head.method {
         Method::Get | Method::Head => Ok(endpoint()),
         _ => Err(not_allowed(allow)),
@@ -79,14 +87,23 @@ fn log_id(segment: &str) -> Result<String, Response> {
 }
 
 fn duration(query: &Query<'_>) -> Result<u64, Response> {
-    let Some(raw) = query.get("duration") else { return Ok(DEFAULT_DURATION_S) };
+    let Some(raw) = query.get("duration") else {
+        return Ok(DEFAULT_DURATION_S);
+    };
     match parse_number(&raw) {
         Some(n) if (1..=MAX_DURATION_S).contains(&n) => Ok(n),
-        _ => Err(Response::error(400, "duration must be a whole number of seconds from 1 to 3600")),
+        _ => Err(Response::error(
+            400,
+            "duration must be a whole number of seconds from 1 to 3600",
+        )),
     }
 }
 
-fn stream_request(id: String, head: &RequestHead, query: &Query<'_>) -> Result<StreamRequest, Response> {
+fn stream_request(
+    id: String,
+    head: &RequestHead,
+    query: &Query<'_>,
+) -> Result<StreamRequest, Response> {
     // A value that is not a number is ignored (SPEC section 3).
     let resume = head
         .last_event_id
@@ -96,7 +113,10 @@ fn stream_request(id: String, head: &RequestHead, query: &Query<'_>) -> Result<S
         .or_else(|| query.get("from").as_deref().and_then(parse_number));
     let tail = match query.get("tail") {
         None => None,
-        Some(raw) => Some(parse_number(&raw).ok_or_else(|| Response::error(400, "tail must be a whole number"))?),
+        Some(raw) => Some(
+            parse_number(&raw)
+                .ok_or_else(|| Response::error(400, "tail must be a whole number"))?,
+        ),
     };
     Ok(StreamRequest { id, resume, tail })
 }
@@ -119,7 +139,9 @@ impl Query<'_> {
         self.0.split('&').find_map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             let k = percent_decode(&k.replace('+', " "))?;
-            (k == name).then(|| percent_decode(&v.replace('+', " "))).flatten()
+            (k == name)
+                .then(|| percent_decode(&v.replace('+', " ")))
+                .flatten()
         })
     }
 }
@@ -168,10 +190,22 @@ mod tests {
 
     #[test]
     fn routes_and_methods() {
-        assert_eq!(route(&head(Method::Get, "/")), Ok(Endpoint::Page { log: None }));
-        assert_eq!(route(&head(Method::Head, "/healthz")), Ok(Endpoint::Healthz));
-        assert_eq!(route(&head(Method::Post, "/api/logs?duration=5")), Ok(Endpoint::CreateLog { duration_s: 5 }));
-        assert_eq!(route(&head(Method::Post, "/api/logs")), Ok(Endpoint::CreateLog { duration_s: 30 }));
+        assert_eq!(
+            route(&head(Method::Get, "/")),
+            Ok(Endpoint::Page { log: None })
+        );
+        assert_eq!(
+            route(&head(Method::Head, "/healthz")),
+            Ok(Endpoint::Healthz)
+        );
+        assert_eq!(
+            route(&head(Method::Post, "/api/logs?duration=5")),
+            Ok(Endpoint::CreateLog { duration_s: 5 })
+        );
+        assert_eq!(
+            route(&head(Method::Post, "/api/logs")),
+            Ok(Endpoint::CreateLog { duration_s: 30 })
+        );
         assert_eq!(status(Method::Post, "/healthz"), 405);
         assert_eq!(status(Method::Head, "/api/logs/x/stream"), 405);
         assert_eq!(status(Method::Get, "/nope"), 404);
@@ -182,7 +216,11 @@ mod tests {
     #[test]
     fn durations() {
         for bad in ["0", "-1", "abc", "99999", "3601", "1.5", ""] {
-            assert_eq!(status(Method::Post, &format!("/api/logs?duration={bad}")), 400, "{bad}");
+            assert_eq!(
+                status(Method::Post, &format!("/api/logs?duration={bad}")),
+                400,
+                "{bad}"
+            );
         }
         assert_eq!(status(Method::Post, "/api/logs?duration=3600"), 200);
     }
@@ -206,13 +244,22 @@ mod tests {
     #[test]
     fn stream_parameters() {
         let mut h = head(Method::Get, "/api/logs/abc/stream?from=10&tail=2");
-        let Ok(Endpoint::Stream(s)) = route(&h) else { panic!("stream") };
-        assert_eq!((s.id.as_str(), s.resume, s.tail), ("abc", Some(10), Some(2)));
+        let Ok(Endpoint::Stream(s)) = route(&h) else {
+            panic!("stream")
+        };
+        assert_eq!(
+            (s.id.as_str(), s.resume, s.tail),
+            ("abc", Some(10), Some(2))
+        );
         h.last_event_id = Some("42".into());
-        let Ok(Endpoint::Stream(s)) = route(&h) else { panic!("stream") };
+        let Ok(Endpoint::Stream(s)) = route(&h) else {
+            panic!("stream")
+        };
         assert_eq!(s.resume, Some(42));
         let h = head(Method::Get, "/api/logs/abc/stream?last_event_id=x");
-        let Ok(Endpoint::Stream(s)) = route(&h) else { panic!("stream") };
+        let Ok(Endpoint::Stream(s)) = route(&h) else {
+            panic!("stream")
+        };
         assert_eq!(s.resume, None);
     }
 }

@@ -89,7 +89,11 @@ impl Block {
         }
         let rest = chunk.len() - used;
         if rest > 0 && (finished || rest >= MAX_LINE) {
-            let take = if rest >= MAX_LINE { char_boundary(&chunk[used..used + MAX_LINE], MAX_LINE) } else { rest };
+            let take = if rest >= MAX_LINE {
+                char_boundary(&chunk[used..used + MAX_LINE], MAX_LINE)
+            } else {
+                rest
+            };
             self.push_line(&chunk[used..used + take], take);
             used += take;
         }
@@ -102,17 +106,34 @@ impl Block {
         let offset = self.end_offset() + consumed as u64;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         push_event(&mut self.bytes, offset, line);
-        self.events.push(EventEnd { pos: self.bytes.len(), offset });
+        self.events.push(EventEnd {
+            pos: self.bytes.len(),
+            offset,
+        });
     }
 
     /// After `n` bytes of the block went out: the offset reached and the
     /// unsent rest of the event that was cut.
     pub fn written(&self, n: usize) -> Written {
         let idx = self.events.partition_point(|e| e.pos <= n);
-        let start = if idx == 0 { 0 } else { self.events[idx - 1].pos };
+        let start = if idx == 0 {
+            0
+        } else {
+            self.events[idx - 1].pos
+        };
         match self.events.get(idx) {
-            Some(cut) if n > start => Written { offset: cut.offset, rest: n..cut.pos },
-            _ => Written { offset: if idx == 0 { self.base } else { self.events[idx - 1].offset }, rest: n..n },
+            Some(cut) if n > start => Written {
+                offset: cut.offset,
+                rest: n..cut.pos,
+            },
+            _ => Written {
+                offset: if idx == 0 {
+                    self.base
+                } else {
+                    self.events[idx - 1].offset
+                },
+                rest: n..n,
+            },
         }
     }
 
@@ -139,7 +160,12 @@ pub fn char_boundary(bytes: &[u8], at: usize) -> usize {
         let cut = (floor..=at).rev().find(|&i| bytes[i] & 0xC0 != 0x80);
         return cut.unwrap_or(at);
     }
-    let Some(lead) = (floor.saturating_sub(1)..at).rev().find(|&i| bytes[i] & 0xC0 != 0x80) else { return at };
+    let Some(lead) = (floor.saturating_sub(1)..at)
+        .rev()
+        .find(|&i| bytes[i] & 0xC0 != 0x80)
+    else {
+        return at;
+    };
     let need = match bytes[lead] {
         0xC0..=0xDF => 2,
         0xE0..=0xEF => 3,
@@ -211,12 +237,19 @@ mod tests {
     #[test]
     fn overlong_lines_are_cut_between_characters() {
         for prefix in 0..4 {
-            let long = format!("{}{}", "a".repeat(prefix), "\u{20ac}".repeat(MAX_LINE / 3 + 10));
+            let long = format!(
+                "{}{}",
+                "a".repeat(prefix),
+                "\u{20ac}".repeat(MAX_LINE / 3 + 10)
+            );
             // Whether the chunk ends inside a character or not, the cut does not.
             for len in [MAX_LINE, MAX_LINE + 1, MAX_LINE + 2, long.len()] {
                 let mut b = Block::default();
                 let used = b.frame(&long.as_bytes()[..len], false);
-                assert!(used <= MAX_LINE && long.is_char_boundary(used), "prefix {prefix} len {len}: cut at {used}");
+                assert!(
+                    used <= MAX_LINE && long.is_char_boundary(used),
+                    "prefix {prefix} len {len}: cut at {used}"
+                );
                 assert!(!String::from_utf8_lossy(&b.bytes).contains('\u{FFFD}'));
             }
         }
@@ -241,10 +274,34 @@ mod tests {
         b.clear(100);
         b.frame(b"a\nbb\n", false);
         let first = b.events[0].pos;
-        assert_eq!(b.written(0), Written { offset: 100, rest: 0..0 });
-        assert_eq!(b.written(3), Written { offset: 102, rest: 3..first });
-        assert_eq!(b.written(first), Written { offset: 102, rest: first..first });
-        assert_eq!(b.written(b.bytes.len()), Written { offset: 105, rest: b.bytes.len()..b.bytes.len() });
+        assert_eq!(
+            b.written(0),
+            Written {
+                offset: 100,
+                rest: 0..0
+            }
+        );
+        assert_eq!(
+            b.written(3),
+            Written {
+                offset: 102,
+                rest: 3..first
+            }
+        );
+        assert_eq!(
+            b.written(first),
+            Written {
+                offset: 102,
+                rest: first..first
+            }
+        );
+        assert_eq!(
+            b.written(b.bytes.len()),
+            Written {
+                offset: 105,
+                rest: b.bytes.len()..b.bytes.len()
+            }
+        );
         assert_eq!(b.from_offset(102), Some(&b.bytes[first..]));
         assert_eq!(b.from_offset(101), None);
     }

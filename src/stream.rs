@@ -37,7 +37,11 @@ pub enum Opened {
     /// EventSource to stop reconnecting.
     NoContent,
     /// Stream from `offset`; `new_tail` means the caller arms its poll timer.
-    Stream { tail: usize, offset: u64, new_tail: bool },
+    Stream {
+        tail: usize,
+        offset: u64,
+        new_tail: bool,
+    },
 }
 
 /// What [`Engine::advance`] left the stream in.
@@ -79,12 +83,17 @@ pub struct Engine {
 impl Engine {
     /// Streams following log `id` right now.
     pub fn subscribers(&self, id: &str) -> u64 {
-        self.by_id.get(id).and_then(|&t| self.tails.get(t)).map_or(0, |t| t.streams.len() as u64)
+        self.by_id
+            .get(id)
+            .and_then(|&t| self.tails.get(t))
+            .map_or(0, |t| t.streams.len() as u64)
     }
 
     /// `(log id, streams)` for every followed log.
     pub fn subscriber_counts(&self) -> impl Iterator<Item = (&str, u64)> {
-        self.tails.iter().map(|(_, t)| (t.id.as_str(), t.streams.len() as u64))
+        self.tails
+            .iter()
+            .map(|(_, t)| (t.id.as_str(), t.streams.len() as u64))
     }
 
     /// Finds (or opens) the log's tail and decides where the stream starts.
@@ -105,7 +114,11 @@ impl Engine {
             (None, None) => Some(0),
         };
         match start {
-            Some(offset) => Ok(Opened::Stream { tail: tail_key, offset, new_tail }),
+            Some(offset) => Ok(Opened::Stream {
+                tail: tail_key,
+                offset,
+                new_tail,
+            }),
             None => {
                 if new_tail {
                     self.drop_tail(tail_key);
@@ -137,7 +150,12 @@ impl Engine {
         let streams = &mut self.tails[tail].streams;
         let index = streams.len();
         streams.push(key);
-        conn.phase = Phase::Stream(StreamState { tail, offset, index, queued: true });
+        conn.phase = Phase::Stream(StreamState {
+            tail,
+            offset,
+            index,
+            queued: true,
+        });
         self.work.push_back((key, conn.generation));
     }
 
@@ -161,8 +179,18 @@ impl Engine {
 
     /// One poll tick of a tail: notice file changes, read and fan out new
     /// lines, end streams of a finished log, send heartbeats.
-    pub fn poll(&mut self, key: usize, conns: &mut Slab<Conn>, now_ms: u64, heartbeat_ms: u64, m: &mut Metrics) -> Polled {
-        let mut polled = Polled { closed: Vec::new(), rearm: true };
+    pub fn poll(
+        &mut self,
+        key: usize,
+        conns: &mut Slab<Conn>,
+        now_ms: u64,
+        heartbeat_ms: u64,
+        m: &mut Metrics,
+    ) -> Polled {
+        let mut polled = Polled {
+            closed: Vec::new(),
+            rearm: true,
+        };
         let Some(tail) = self.tails.get_mut(key) else {
             polled.rearm = false;
             return polled;
@@ -190,8 +218,17 @@ impl Engine {
         polled
     }
 
-    fn read_and_fan_out(&mut self, key: usize, conns: &mut Slab<Conn>, now_ms: u64, m: &mut Metrics, closed: &mut Vec<usize>) {
-        let Engine { tails, block, buf, .. } = self;
+    fn read_and_fan_out(
+        &mut self,
+        key: usize,
+        conns: &mut Slab<Conn>,
+        now_ms: u64,
+        m: &mut Metrics,
+        closed: &mut Vec<usize>,
+    ) {
+        let Engine {
+            tails, block, buf, ..
+        } = self;
         let tail = &mut tails[key];
         for _ in 0..CHUNKS_PER_TICK {
             m.tail_reads += u64::from(tail.offset < tail.size);
@@ -219,7 +256,9 @@ impl Engine {
     fn control_all(&mut self, key: usize, conns: &mut Slab<Conn>, frame: &[u8], close: bool) {
         let Engine { tails, work, .. } = self;
         for &stream_key in &tails[key].streams {
-            let Some(conn) = conns.get_mut(stream_key) else { continue };
+            let Some(conn) = conns.get_mut(stream_key) else {
+                continue;
+            };
             if conn.close_after_flush {
                 continue;
             }
@@ -239,14 +278,20 @@ impl Engine {
             .streams
             .iter()
             .copied()
-            .filter(|&k| conns.get(k).is_some_and(|c| !c.close_after_flush && c.stream().is_some_and(|s| s.offset >= tail.offset)))
+            .filter(|&k| {
+                conns.get(k).is_some_and(|c| {
+                    !c.close_after_flush && c.stream().is_some_and(|s| s.offset >= tail.offset)
+                })
+            })
             .collect();
         if waiting.is_empty() {
             return;
         }
         let frame = self.end_frame(key);
         for stream_key in waiting {
-            let Some(conn) = conns.get_mut(stream_key) else { continue };
+            let Some(conn) = conns.get_mut(stream_key) else {
+                continue;
+            };
             conn.out.extend_from_slice(&frame);
             conn.close_after_flush = true;
             m.events_sent += 1;
@@ -262,14 +307,24 @@ impl Engine {
         sse::end_finished(lines, tail.size)
     }
 
-    fn heartbeat(&mut self, key: usize, conns: &mut Slab<Conn>, now_ms: u64, every_ms: u64, m: &mut Metrics, closed: &mut Vec<usize>) {
+    fn heartbeat(
+        &mut self,
+        key: usize,
+        conns: &mut Slab<Conn>,
+        now_ms: u64,
+        every_ms: u64,
+        m: &mut Metrics,
+        closed: &mut Vec<usize>,
+    ) {
         let tail = &mut self.tails[key];
         if now_ms.saturating_sub(tail.last_sent_ms) < every_ms {
             return;
         }
         tail.last_sent_ms = now_ms;
         for &stream_key in &tail.streams {
-            let Some(conn) = conns.get_mut(stream_key) else { continue };
+            let Some(conn) = conns.get_mut(stream_key) else {
+                continue;
+            };
             let at_tail = conn.stream().is_some_and(|s| s.offset == tail.offset);
             if !at_tail || conn.has_output() || !conn.writable {
                 continue;
@@ -299,8 +354,12 @@ impl Engine {
         if conn.close_after_flush {
             return Advance::Close;
         }
-        let Some(stream) = conn.stream().copied() else { return Advance::Close };
-        let Some(tail) = self.tails.get(stream.tail) else { return Advance::Close };
+        let Some(stream) = conn.stream().copied() else {
+            return Advance::Close;
+        };
+        let Some(tail) = self.tails.get(stream.tail) else {
+            return Advance::Close;
+        };
         let mut budget = CATCHUP_BUDGET;
         let mut offset = stream.offset;
         while offset < tail.offset {
@@ -314,7 +373,8 @@ impl Engine {
                 _ => return Advance::Blocked, // file shrank: the next poll resets
             };
             self.own.clear(offset);
-            self.own.frame(&self.buf[..n], offset + n as u64 == tail.offset);
+            self.own
+                .frame(&self.buf[..n], offset + n as u64 == tail.offset);
             if self.own.is_empty() {
                 return Advance::Blocked;
             }

@@ -52,11 +52,21 @@ struct Supervisor {
 pub fn run(config: Config) -> Result<(), String> {
     let count = config.workers.resolve();
     let wanted = SocketAddr::new(config.bind, config.port);
-    drop(crate::listener::bind(wanted, false).map_err(|e| crate::listener::bind_error_message(wanted, &e))?);
-    let (_guard, addr) = crate::listener::reserve(wanted).map_err(|e| crate::listener::bind_error_message(wanted, &e))?;
+    drop(
+        crate::listener::bind(wanted, false)
+            .map_err(|e| crate::listener::bind_error_message(wanted, &e))?,
+    );
+    let (_guard, addr) = crate::listener::reserve(wanted)
+        .map_err(|e| crate::listener::bind_error_message(wanted, &e))?;
     let state_dir = std::env::temp_dir().join(format!("logcast-{}", std::process::id()));
-    std::fs::create_dir_all(&state_dir).map_err(|e| format!("logcast: state dir {}: {e}", state_dir.display()))?;
-    let mut sup = Supervisor { config, addr, state_dir, workers: Vec::new() };
+    std::fs::create_dir_all(&state_dir)
+        .map_err(|e| format!("logcast: state dir {}: {e}", state_dir.display()))?;
+    let mut sup = Supervisor {
+        config,
+        addr,
+        state_dir,
+        workers: Vec::new(),
+    };
     let result = sup.start_all(count).and_then(|()| {
         crate::announce(addr);
         log::info!("supervising {count} workers");
@@ -83,20 +93,31 @@ impl Supervisor {
 
     /// Starts worker `index` and waits for its `listening on` line.
     fn spawn(&self, index: usize, count: usize) -> Result<Child, String> {
-        let exe = std::env::current_exe().map_err(|e| format!("logcast: cannot find own binary: {e}"))?;
+        let exe =
+            std::env::current_exe().map_err(|e| format!("logcast: cannot find own binary: {e}"))?;
         let c = &self.config;
         let share = |total: usize| total.div_ceil(count).to_string();
         let mut child = Command::new(exe)
-            .arg("--bind").arg(c.bind.to_string())
-            .arg("--port").arg(self.addr.port().to_string())
-            .arg("--log-dir").arg(&c.log_dir)
-            .arg("--write-interval-ms").arg(c.write_interval_ms.to_string())
-            .arg("--poll-interval-ms").arg(c.poll_interval_ms.to_string())
-            .arg("--heartbeat-interval-ms").arg(c.heartbeat_interval_ms.to_string())
-            .arg("--header-timeout-ms").arg(c.header_timeout_ms.to_string())
-            .arg("--idle-timeout-ms").arg(c.idle_timeout_ms.to_string())
-            .arg("--max-connections").arg(share(c.max_connections))
-            .arg("--max-writers").arg(share(c.max_writers))
+            .arg("--bind")
+            .arg(c.bind.to_string())
+            .arg("--port")
+            .arg(self.addr.port().to_string())
+            .arg("--log-dir")
+            .arg(&c.log_dir)
+            .arg("--write-interval-ms")
+            .arg(c.write_interval_ms.to_string())
+            .arg("--poll-interval-ms")
+            .arg(c.poll_interval_ms.to_string())
+            .arg("--heartbeat-interval-ms")
+            .arg(c.heartbeat_interval_ms.to_string())
+            .arg("--header-timeout-ms")
+            .arg(c.header_timeout_ms.to_string())
+            .arg("--idle-timeout-ms")
+            .arg(c.idle_timeout_ms.to_string())
+            .arg("--max-connections")
+            .arg(share(c.max_connections))
+            .arg("--max-writers")
+            .arg(share(c.max_writers))
             .env(ENV_INDEX, index.to_string())
             .env(ENV_COUNT, count.to_string())
             .env(ENV_STATE, &self.state_dir)
@@ -110,7 +131,9 @@ impl Supervisor {
         }
         if !line.starts_with("listening on ") {
             let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
-            return Err(format!("logcast: worker {index} failed to start ({status})"));
+            return Err(format!(
+                "logcast: worker {index} failed to start ({status})"
+            ));
         }
         log::info!("worker {index} (pid {}) ready", child.id());
         Ok(child)
@@ -122,12 +145,16 @@ impl Supervisor {
         let fail = |e: std::io::Error| format!("logcast: supervisor: {e}");
         let mut poll = Poll::new().map_err(fail)?;
         let mut signals = Signals::new([SIGTERM, SIGINT, SIGCHLD]).map_err(fail)?;
-        poll.registry().register(&mut signals, Token(0), Interest::READABLE).map_err(fail)?;
+        poll.registry()
+            .register(&mut signals, Token(0), Interest::READABLE)
+            .map_err(fail)?;
         let mut events = Events::with_capacity(8);
         loop {
             self.reap();
             self.restart_due();
-            let timeout = self.next_restart().map(|at| at.saturating_duration_since(Instant::now()));
+            let timeout = self
+                .next_restart()
+                .map(|at| at.saturating_duration_since(Instant::now()));
             if let Err(e) = poll.poll(&mut events, timeout) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
                     return Err(fail(e));
@@ -143,13 +170,20 @@ impl Supervisor {
     /// Notices dead workers and schedules their restart.
     fn reap(&mut self) {
         for (index, w) in self.workers.iter_mut().enumerate() {
-            let Some(child) = w.child.as_mut() else { continue };
-            let Ok(Some(status)) = child.try_wait() else { continue };
+            let Some(child) = w.child.as_mut() else {
+                continue;
+            };
+            let Ok(Some(status)) = child.try_wait() else {
+                continue;
+            };
             w.child = None;
             if w.started.elapsed() >= STABLE_AFTER {
                 w.backoff = Duration::from_millis(100);
             }
-            log::warn!("worker {index} exited ({status}); restarting in {} ms", w.backoff.as_millis());
+            log::warn!(
+                "worker {index} exited ({status}); restarting in {} ms",
+                w.backoff.as_millis()
+            );
             w.restart_at = Some(Instant::now() + w.backoff);
             w.backoff = (w.backoff * 2).min(MAX_BACKOFF);
         }
@@ -158,7 +192,9 @@ impl Supervisor {
     fn restart_due(&mut self) {
         let count = self.workers.len();
         for index in 0..count {
-            let due = self.workers[index].restart_at.is_some_and(|at| at <= Instant::now());
+            let due = self.workers[index]
+                .restart_at
+                .is_some_and(|at| at <= Instant::now());
             if !due {
                 continue;
             }
@@ -192,7 +228,9 @@ impl Supervisor {
         }
         let deadline = Instant::now() + STOP_GRACE;
         for w in &mut self.workers {
-            let Some(child) = w.child.as_mut() else { continue };
+            let Some(child) = w.child.as_mut() else {
+                continue;
+            };
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
@@ -211,13 +249,18 @@ impl Supervisor {
 pub fn run_worker(config: Config) -> Result<(), String> {
     // If the supervisor dies without stopping us, stop too.
     let _ = rustix::process::set_parent_process_death_signal(Some(Signal::Term));
-    let cluster = Cluster::from_env().ok_or("logcast: worker started without its cluster environment")?;
+    let cluster =
+        Cluster::from_env().ok_or("logcast: worker started without its cluster environment")?;
     let dir = crate::logs::LogDir::open(&config.log_dir)?;
     crate::sys::raise_nofile_limit();
     let addr = SocketAddr::new(config.bind, config.port);
-    let listener = crate::listener::bind(addr, true).map_err(|e| crate::listener::bind_error_message(addr, &e))?;
-    let mut server = crate::server::Server::new(config, dir, listener).map_err(|e| format!("logcast: {e}"))?;
+    let listener = crate::listener::bind(addr, true)
+        .map_err(|e| crate::listener::bind_error_message(addr, &e))?;
+    let mut server =
+        crate::server::Server::new(config, dir, listener).map_err(|e| format!("logcast: {e}"))?;
     server.join_cluster(cluster);
     crate::announce(addr);
-    server.run().map_err(|e| format!("logcast: reactor failed: {e}"))
+    server
+        .run()
+        .map_err(|e| format!("logcast: reactor failed: {e}"))
 }

@@ -7,7 +7,10 @@ use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 /// Raises the soft open-file limit to the hard limit; returns the new soft limit.
 pub fn raise_nofile_limit() -> u64 {
     let limit = getrlimit(Resource::Nofile);
-    let target = Rlimit { current: limit.maximum, maximum: limit.maximum };
+    let target = Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
     if setrlimit(Resource::Nofile, target).is_ok() {
         return limit.maximum.unwrap_or(u64::MAX);
     }

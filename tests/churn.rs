@@ -47,7 +47,11 @@ fn connect(addr: SocketAddr, stats: &mut Stats) -> Result<TcpStream, String> {
                 tries += 1;
                 thread::sleep(Duration::from_millis(5));
             }
-            Err(e) => return Err(format!("connect to {addr} (after {tries} waits for a port): {e}")),
+            Err(e) => {
+                return Err(format!(
+                    "connect to {addr} (after {tries} waits for a port): {e}"
+                ))
+            }
         }
     }
 }
@@ -130,8 +134,10 @@ fn get(addr: SocketAddr, target: &str) -> Result<Response, String> {
     let mut s = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(|e| format!("set_read_timeout: {e}"))?;
-    s.write_all(format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
-        .map_err(|e| format!("write: {e}"))?;
+    s.write_all(
+        format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .map_err(|e| format!("write: {e}"))?;
     common::read_response(&mut s, false).ok_or_else(|| format!("GET {target}: no response"))
 }
 
@@ -174,7 +180,9 @@ fn fifty_thousand_dropped_connections_leave_nothing_behind() {
     // A log with enough lines that a stream's head comes with events behind it.
     let mut lines = String::new();
     for i in 0..200 {
-        lines.push_str(&format!("churn line {i}: the quick brown fox jumps over the lazy dog\n"));
+        lines.push_str(&format!(
+            "churn line {i}: the quick brown fox jumps over the lazy dog\n"
+        ));
     }
     std::fs::write(d.log_dir.join("churn.log"), lines).expect("write churn.log");
     let r = get(d.addr, "/healthz").expect("first /healthz");
@@ -185,7 +193,11 @@ fn fifty_thousand_dropped_connections_leave_nothing_behind() {
 
     // Warm-up: let the allocator and the slab reach their working size.
     let warm = churn(d.addr, WARMUP);
-    assert_eq!(warm.mid_request + warm.mid_stream, WARMUP, "warm-up: {warm:?}");
+    assert_eq!(
+        warm.mid_request + warm.mid_stream,
+        WARMUP,
+        "warm-up: {warm:?}"
+    );
     wait_settled(&d, "after the warm-up");
     let rss_warm = d.rss_kib();
     assert!(rss_warm > 0, "cannot read the daemon's RSS");
@@ -213,7 +225,10 @@ fn fifty_thousand_dropped_connections_leave_nothing_behind() {
         fds = d.open_fds();
         fds.abs_diff(fds0) <= 2
     });
-    assert!(back, "daemon fds: {fds} after the churn, {fds0} at the start");
+    assert!(
+        back,
+        "daemon fds: {fds} after the churn, {fds0} at the start"
+    );
     let rss = d.rss_kib();
     eprintln!("churn: RSS {rss_warm} KiB after the warm-up, {rss} KiB after {TOTAL} connections; fds {fds0} -> {fds}");
     assert!(

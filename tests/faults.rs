@@ -37,7 +37,9 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Runs the tests of this file one at a time (a failed test does not block the rest).
 fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// One request on a fresh connection with `Connection: close`; errors say what failed.
@@ -60,11 +62,7 @@ fn assert_healthy(d: &mut Daemon, ctx: &str) {
     }
     match http(d.addr, "GET", "/healthz") {
         Ok(r) if r.status == 200 && r.body == b"ok" => {}
-        Ok(r) => panic!(
-            "{ctx}: GET /healthz answered {} {:?}",
-            r.status,
-            r.text()
-        ),
+        Ok(r) => panic!("{ctx}: GET /healthz answered {} {:?}", r.status, r.text()),
         Err(e) => panic!("{ctx}: GET /healthz failed: {e}"),
     }
 }
@@ -84,8 +82,12 @@ fn json_error(r: &Response, status: u16, ctx: &str) -> String {
         "{ctx}: {status} with Content-Type {ct:?}, body {:?}",
         r.text()
     );
-    common::json_str_field(&r.text(), "error")
-        .unwrap_or_else(|| panic!("{ctx}: {status} body has no \"error\" field: {:?}", r.text()))
+    common::json_str_field(&r.text(), "error").unwrap_or_else(|| {
+        panic!(
+            "{ctx}: {status} body has no \"error\" field: {:?}",
+            r.text()
+        )
+    })
 }
 
 /// One metric (exact name with labels) from `GET /metrics`.
@@ -111,7 +113,10 @@ fn wait_metric(d: &Daemon, name: &str, want: f64, limit: Duration, ctx: &str) {
         last = metric(d.addr, name);
         matches!(last, Ok(v) if v == want)
     });
-    assert!(ok, "{ctx}: {name} = {last:?} after {limit:?}, expected {want}");
+    assert!(
+        ok,
+        "{ctx}: {name} = {last:?} after {limit:?}, expected {want}"
+    );
 }
 
 /// Appends bytes to a file (opened and closed each time, like a log writer).
@@ -142,8 +147,7 @@ fn open_stream(d: &Daemon, id: &str, headers: &[&str]) -> SseStream {
 
 /// Reads events until an `end` event; returns the events and when the end arrived.
 fn read_until_end(st: &mut SseStream, limit: Duration) -> (Vec<Event>, Option<Instant>) {
-    let (events, found) =
-        st.events_until(limit, |e| e.event.as_deref() == Some("end"));
+    let (events, found) = st.events_until(limit, |e| e.event.as_deref() == Some("end"));
     (events, found.then(Instant::now))
 }
 
@@ -152,7 +156,11 @@ struct Cleanup(PathBuf);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let _ = Command::new("chmod").arg("-R").arg("u+w").arg(&self.0).status();
+        let _ = Command::new("chmod")
+            .arg("-R")
+            .arg("u+w")
+            .arg(&self.0)
+            .status();
         let _ = fs::remove_dir_all(&self.0);
     }
 }
@@ -419,7 +427,8 @@ fn log_dir_removed_while_running() {
     let own = d.create_log(3);
     let mut s_ext = open_stream(&d, "ext", &[]);
     let mut s_own = open_stream(&d, &own, &[]);
-    let (evs, ok) = s_ext.events_until(Duration::from_secs(3), |e| e.data.as_deref() == Some("two"));
+    let (evs, ok) =
+        s_ext.events_until(Duration::from_secs(3), |e| e.data.as_deref() == Some("two"));
     assert!(ok, "external log's lines did not arrive: {evs:?}");
     let first = s_own.next_event(Duration::from_secs(3));
     assert!(
@@ -465,7 +474,13 @@ fn log_dir_removed_while_running() {
             "{name} stream: not closed after `end`"
         );
     }
-    wait_metric(&d, "logcast_streams_open", 0.0, Duration::from_secs(2), "after the ends");
+    wait_metric(
+        &d,
+        "logcast_streams_open",
+        0.0,
+        Duration::from_secs(2),
+        "after the ends",
+    );
 
     // The directory comes back: creating logs works again.
     fs::create_dir_all(&dir).expect("recreate the log dir");
@@ -478,7 +493,13 @@ fn log_dir_removed_while_running() {
         r.text()
     );
     // The writer whose file vanished still ends (its duration was 3 s).
-    wait_metric(&d, "logcast_writers_active", 0.0, Duration::from_secs(6), "writers after removal");
+    wait_metric(
+        &d,
+        "logcast_writers_active",
+        0.0,
+        Duration::from_secs(6),
+        "writers after removal",
+    );
     assert_healthy(&mut d, "at the end");
 }
 
@@ -493,14 +514,22 @@ fn log_dir_replaced_by_a_file_while_running() {
     append(&ext, b"one\n");
     let mut st = open_stream(&d, "ext", &[]);
     let ev = st.next_event(Duration::from_secs(3));
-    assert_eq!(ev.and_then(|e| e.data), Some("one".to_string()), "first line");
+    assert_eq!(
+        ev.and_then(|e| e.data),
+        Some("one".to_string()),
+        "first line"
+    );
 
     fs::remove_dir_all(&dir).expect("remove the log dir");
     fs::write(&dir, "a regular file where the log dir was").expect("put a file there");
     let replaced = Instant::now();
 
     let r = http(d.addr, "POST", "/api/logs?duration=5").expect("POST after replacement");
-    let err = json_error(&r, 500, "POST /api/logs with the log dir replaced by a file");
+    let err = json_error(
+        &r,
+        500,
+        "POST /api/logs with the log dir replaced by a file",
+    );
     assert!(
         err.contains("Not a directory"),
         "the 500 does not name the cause: {err:?}"
@@ -548,7 +577,11 @@ fn log_dir_remounted_read_only_while_running() {
     append(&ext, b"before\n");
     let mut st = open_stream(&d, "ext", &[]);
     let ev = st.next_event(Duration::from_secs(3));
-    assert_eq!(ev.and_then(|e| e.data), Some("before".to_string()), "first line");
+    assert_eq!(
+        ev.and_then(|e| e.data),
+        Some("before".to_string()),
+        "first line"
+    );
 
     // No file is open for writing, so the remount succeeds.
     mount.remount("ro").expect("remount read-only");
@@ -643,8 +676,17 @@ fn full_disk_ends_the_writer_and_refuses_new_logs() {
         info.map(|r| r.text())
     );
     let mode = fs::metadata(&path).expect("log file").permissions().mode() & 0o777;
-    assert_eq!(mode, 0o444, "mode of the log after its writer failed: {mode:o}");
-    wait_metric(&d, "logcast_writers_active", 0.0, Duration::from_secs(2), "full disk");
+    assert_eq!(
+        mode, 0o444,
+        "mode of the log after its writer failed: {mode:o}"
+    );
+    wait_metric(
+        &d,
+        "logcast_writers_active",
+        0.0,
+        Duration::from_secs(2),
+        "full disk",
+    );
 
     // The stream gets the whole file, then `end` finished.
     let events = st.read_to_close(Duration::from_secs(5));
@@ -690,7 +732,13 @@ fn full_disk_ends_the_writer_and_refuses_new_logs() {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
         .count();
     assert_eq!(logs, 1, "a failed POST left a file behind");
-    wait_metric(&d, "logcast_writers_active", 0.0, Duration::from_secs(1), "after the 500");
+    wait_metric(
+        &d,
+        "logcast_writers_active",
+        0.0,
+        Duration::from_secs(1),
+        "after the 500",
+    );
     assert_healthy(&mut d, "on a full disk");
 
     // Space comes back: so does POST.
@@ -713,7 +761,9 @@ fn log_deleted_while_streamed_ends_with_deleted_after_a_second() {
     let own = d.create_log(2);
     let mut s_ext = open_stream(&d, "ext", &[]);
     let mut s_own = open_stream(&d, &own, &[]);
-    let (evs, ok) = s_ext.events_until(Duration::from_secs(3), |e| e.data.as_deref() == Some("beta"));
+    let (evs, ok) = s_ext.events_until(Duration::from_secs(3), |e| {
+        e.data.as_deref() == Some("beta")
+    });
     assert!(ok, "lines of the external log: {evs:?}");
     assert!(
         s_own.next_event(Duration::from_secs(3)).is_some(),
@@ -726,7 +776,8 @@ fn log_deleted_while_streamed_ends_with_deleted_after_a_second() {
     let deleted = Instant::now();
     for (name, st) in [("external", &mut s_ext), ("writer's", &mut s_own)] {
         let (evs, at) = read_until_end(st, Duration::from_secs(4));
-        let at = at.unwrap_or_else(|| panic!("{name} log: no `end` within 4 s of deletion: {evs:?}"));
+        let at =
+            at.unwrap_or_else(|| panic!("{name} log: no `end` within 4 s of deletion: {evs:?}"));
         let waited = at.duration_since(deleted);
         assert!(
             waited >= Duration::from_millis(900) && waited <= Duration::from_millis(2000),
@@ -743,14 +794,32 @@ fn log_deleted_while_streamed_ends_with_deleted_after_a_second() {
             "{name} log: the connection stayed open after `end`"
         );
     }
-    wait_metric(&d, "logcast_streams_open", 0.0, Duration::from_secs(2), "after deletion");
-    wait_metric(&d, "logcast_logs_tailed", 0.0, Duration::from_secs(2), "after deletion");
+    wait_metric(
+        &d,
+        "logcast_streams_open",
+        0.0,
+        Duration::from_secs(2),
+        "after deletion",
+    );
+    wait_metric(
+        &d,
+        "logcast_logs_tailed",
+        0.0,
+        Duration::from_secs(2),
+        "after deletion",
+    );
     let r = http(d.addr, "GET", &format!("/api/logs/{own}")).expect("info of a deleted log");
     json_error(&r, 404, "GET /api/logs/<deleted id>");
     let r = http(d.addr, "GET", &stream_url(&own)).expect("stream of a deleted log");
     json_error(&r, 404, "stream of a deleted log");
     // The writer of the deleted file still ends at its duration.
-    wait_metric(&d, "logcast_writers_active", 0.0, Duration::from_secs(4), "writer of a deleted log");
+    wait_metric(
+        &d,
+        "logcast_writers_active",
+        0.0,
+        Duration::from_secs(4),
+        "writer of a deleted log",
+    );
     assert_healthy(&mut d, "after deleting streamed logs");
 }
 
@@ -775,13 +844,17 @@ fn clients_resetting_mid_frame_release_streams_and_fds() {
     let mut n = 0u64;
     while content.len() < 4 << 20 {
         content.extend_from_slice(
-            format!("line {n} of the big log, padded so that frames are neither tiny nor huge: {}\n", "x".repeat((n % 97) as usize)).as_bytes(),
+            format!(
+                "line {n} of the big log, padded so that frames are neither tiny nor huge: {}\n",
+                "x".repeat((n % 97) as usize)
+            )
+            .as_bytes(),
         );
         n += 1;
     }
     fs::write(&big, &content).expect("write big log");
     let fast = d.create_log(120); // a writer every 2 ms
-    // A bystander stream that must not notice anything.
+                                  // A bystander stream that must not notice anything.
     let mut bystander = open_stream(&d, &fast, &[]);
     assert!(
         bystander.next_event(Duration::from_secs(3)).is_some(),
@@ -824,7 +897,13 @@ fn clients_resetting_mid_frame_release_streams_and_fds() {
     }
     assert_eq!(resets, 400);
 
-    wait_metric(&d, "logcast_streams_open", 1.0, Duration::from_secs(3), "after 400 resets (bystander left)");
+    wait_metric(
+        &d,
+        "logcast_streams_open",
+        1.0,
+        Duration::from_secs(3),
+        "after 400 resets (bystander left)",
+    );
     let mut last = 0;
     let back = eventually(Duration::from_secs(3), || {
         last = d.open_fds();
@@ -845,9 +924,18 @@ fn clients_resetting_mid_frame_release_streams_and_fds() {
     let file = fs::read(d.log_path(&fast)).expect("read the writer's log");
     assert_events_match_file(&got, &file, 0, upto, false, "bystander stream");
     drop(bystander);
-    wait_metric(&d, "logcast_streams_open", 0.0, Duration::from_secs(2), "after the bystander left");
+    wait_metric(
+        &d,
+        "logcast_streams_open",
+        0.0,
+        Duration::from_secs(2),
+        "after the bystander left",
+    );
     let conns = metric(d.addr, "logcast_connections_open").expect("connections_open");
-    assert!(conns <= 1.0, "logcast_connections_open = {conns} with only the scrape open");
+    assert!(
+        conns <= 1.0,
+        "logcast_connections_open = {conns} with only the scrape open"
+    );
     assert_healthy(&mut d, "after the resets");
 }
 
@@ -873,13 +961,31 @@ fn max_writers_refuses_the_third_then_recovers() {
     assert_healthy(&mut d, "after the 503");
 
     // Both writers finish after their second: POST works again.
-    wait_metric(&d, "logcast_writers_active", 0.0, Duration::from_secs(4), "writers finishing");
+    wait_metric(
+        &d,
+        "logcast_writers_active",
+        0.0,
+        Duration::from_secs(4),
+        "writers finishing",
+    );
     for id in [&a, &b] {
-        let mode = fs::metadata(d.log_path(id)).expect("log").permissions().mode() & 0o777;
-        assert_eq!(mode, 0o444, "log {id} after its writer finished: mode {mode:o}");
+        let mode = fs::metadata(d.log_path(id))
+            .expect("log")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(
+            mode, 0o444,
+            "log {id} after its writer finished: mode {mode:o}"
+        );
     }
     let r = http(d.addr, "POST", "/api/logs?duration=1").expect("POST after the writers finished");
-    assert_eq!(r.status, 201, "POST after the writers finished: {:?}", r.text());
+    assert_eq!(
+        r.status,
+        201,
+        "POST after the writers finished: {:?}",
+        r.text()
+    );
     assert_healthy(&mut d, "at the end");
 }
 
@@ -900,9 +1006,14 @@ fn streams_count_toward_max_connections() {
     s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
         .expect("write on the 4th connection");
     let r = read_response(&mut s, false).expect("a response on the 4th connection");
-    json_error(&r, 503, "4th connection with 3 streams open and --max-connections 3");
+    json_error(
+        &r,
+        503,
+        "4th connection with 3 streams open and --max-connections 3",
+    );
     assert!(
-        r.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close")),
+        r.header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close")),
         "503 without Connection: close: {:?}",
         r.headers
     );
@@ -924,15 +1035,34 @@ fn streams_count_toward_max_connections() {
 
     // Closing a stream frees a slot.
     streams.truncate(2);
-    let ok = eventually(Duration::from_secs(3), || {
-        matches!(http(d.addr, "GET", "/healthz"), Ok(r) if r.status == 200)
-    });
-    assert!(ok, "no connection accepted after closing one of three streams");
+    let ok = eventually(
+        Duration::from_secs(3),
+        || matches!(http(d.addr, "GET", "/healthz"), Ok(r) if r.status == 200),
+    );
+    assert!(
+        ok,
+        "no connection accepted after closing one of three streams"
+    );
     let refused = metric(d.addr, "logcast_connections_refused_total").expect("refused metric");
-    assert!(refused >= 1.0, "logcast_connections_refused_total = {refused}");
-    wait_metric(&d, "logcast_streams_open", 2.0, Duration::from_secs(2), "two streams left");
+    assert!(
+        refused >= 1.0,
+        "logcast_connections_refused_total = {refused}"
+    );
+    wait_metric(
+        &d,
+        "logcast_streams_open",
+        2.0,
+        Duration::from_secs(2),
+        "two streams left",
+    );
     streams.clear();
-    wait_metric(&d, "logcast_streams_open", 0.0, Duration::from_secs(2), "no streams left");
+    wait_metric(
+        &d,
+        "logcast_streams_open",
+        0.0,
+        Duration::from_secs(2),
+        "no streams left",
+    );
     assert_healthy(&mut d, "at the end");
 }
 
@@ -1023,21 +1153,32 @@ fn out_of_file_descriptors_pauses_accepts_without_spinning() {
     // Let go: the daemon retries accepts on a timer and serves again.
     drop(conns);
     let mut last = String::new();
-    let ok = eventually(Duration::from_secs(5), || match http(d.addr, "GET", "/healthz") {
-        Ok(r) if r.status == 200 => true,
-        Ok(r) => {
-            last = format!("status {}", r.status);
-            false
-        }
-        Err(e) => {
-            last = e;
-            false
+    let ok = eventually(Duration::from_secs(5), || {
+        match http(d.addr, "GET", "/healthz") {
+            Ok(r) if r.status == 200 => true,
+            Ok(r) => {
+                last = format!("status {}", r.status);
+                false
+            }
+            Err(e) => {
+                last = e;
+                false
+            }
         }
     });
-    assert!(ok, "no /healthz within 5 s after closing the connections: {last}");
+    assert!(
+        ok,
+        "no /healthz within 5 s after closing the connections: {last}"
+    );
     let errors = metric(d.addr, "logcast_accept_errors_total").expect("accept errors metric");
     assert!(errors > 0.0, "logcast_accept_errors_total = {errors}");
-    wait_metric(&d, "logcast_connections_open", 1.0, Duration::from_secs(5), "after closing");
+    wait_metric(
+        &d,
+        "logcast_connections_open",
+        1.0,
+        Duration::from_secs(5),
+        "after closing",
+    );
     assert_healthy(&mut d, "after running out of descriptors");
 }
 
@@ -1139,7 +1280,10 @@ fn graceful_stop_with_2000_streams_then_resume_on_a_new_daemon() {
         .iter()
         .filter(|c| !c.body().is_some_and(|b| b.windows(2).any(|w| w == b"\n\n")))
         .count();
-    assert!(started, "{waiting} of {STREAMS} streams got no first event within 30 s");
+    assert!(
+        started,
+        "{waiting} of {STREAMS} streams got no first event within 30 s"
+    );
     for (i, c) in clients.iter().enumerate() {
         assert!(
             c.raw.starts_with(b"HTTP/1.1 200"),
@@ -1149,7 +1293,9 @@ fn graceful_stop_with_2000_streams_then_resume_on_a_new_daemon() {
         assert!(!c.eof, "stream #{i} closed before the stop");
     }
     // Let lines flow for a while, then stop.
-    pump(&mut poll, &mut clients, Duration::from_millis(500), |_| false);
+    pump(&mut poll, &mut clients, Duration::from_millis(500), |_| {
+        false
+    });
     common::signal(d.pid(), "TERM");
     let stopped = Instant::now();
     let mut exit = None;
@@ -1162,7 +1308,10 @@ fn graceful_stop_with_2000_streams_then_resume_on_a_new_daemon() {
         cs.iter().all(|c| c.eof)
     });
     let open = clients.iter().filter(|c| !c.eof).count();
-    assert!(all_closed, "{open} of {STREAMS} streams still open 5 s after SIGTERM");
+    assert!(
+        all_closed,
+        "{open} of {STREAMS} streams still open 5 s after SIGTERM"
+    );
     let (status, took) = match exit {
         Some(e) => e,
         None => {
@@ -1172,7 +1321,11 @@ fn graceful_stop_with_2000_streams_then_resume_on_a_new_daemon() {
         }
     };
     eprintln!("graceful stop with {STREAMS} streams: exited in {took:?}");
-    assert_eq!(status.code(), Some(0), "exit status after SIGTERM: {status:?}");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status after SIGTERM: {status:?}"
+    );
     assert!(
         took <= Duration::from_secs(2),
         "the daemon took {took:?} to exit with {STREAMS} streams"
@@ -1219,7 +1372,14 @@ fn graceful_stop_with_2000_streams_then_resume_on_a_new_daemon() {
             .and_then(|e| e.id.as_deref())
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("log {id}: the stream saw no line before the stop"));
-        assert_events_match_file(&seen, &content, 0, last, false, &format!("log {id} before the stop"));
+        assert_events_match_file(
+            &seen,
+            &content,
+            0,
+            last,
+            false,
+            &format!("log {id} before the stop"),
+        );
         let mut st = SseStream::open(&d2, &stream_url(id), &[&format!("Last-Event-ID: {last}")]);
         if last == content.len() as u64 {
             assert_eq!(
@@ -1232,7 +1392,8 @@ fn graceful_stop_with_2000_streams_then_resume_on_a_new_daemon() {
         let events = st.read_to_close(Duration::from_secs(5));
         let end = events.last().cloned();
         assert!(
-            end.as_ref().is_some_and(|e| e.event.as_deref() == Some("end")),
+            end.as_ref()
+                .is_some_and(|e| e.event.as_deref() == Some("end")),
             "log {id}: the resumed stream did not end with `end`: {end:?}"
         );
         let lines: Vec<Event> = events.into_iter().filter(is_message).collect();

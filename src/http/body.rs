@@ -14,19 +14,32 @@ pub enum BodyDecoder {
     /// `data` counts chunk data (limited to [`MAX_BODY`]); `total` counts
     /// every byte read, framing (sizes, extensions, trailers) included, so no
     /// part of a chunked body escapes a limit.
-    Chunked { state: ChunkState, data: u64, total: u64 },
+    Chunked {
+        state: ChunkState,
+        data: u64,
+        total: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChunkState {
     /// Reading hex digits of a chunk size (`size` so far, `digits` seen).
-    Size { size: u64, digits: u8 },
+    Size {
+        size: u64,
+        digits: u8,
+    },
     /// Skipping a chunk extension up to CRLF.
-    Extension { size: u64 },
+    Extension {
+        size: u64,
+    },
     /// Expecting the LF of the size line.
-    SizeLf { size: u64 },
+    SizeLf {
+        size: u64,
+    },
     /// Skipping chunk data.
-    Data { left: u64 },
+    Data {
+        left: u64,
+    },
     DataCr,
     DataLf,
     /// At the start of a trailer line (or the final empty line).
@@ -71,14 +84,23 @@ impl BodyDecoder {
             BodyDecoder::Length(left) => {
                 let take = (*left).min(input.len() as u64);
                 *left -= take;
-                Ok(if *left == 0 { BodyProgress::Done(take as usize) } else { BodyProgress::NeedMore })
+                Ok(if *left == 0 {
+                    BodyProgress::Done(take as usize)
+                } else {
+                    BodyProgress::NeedMore
+                })
             }
             BodyDecoder::Chunked { state, data, total } => feed_chunked(state, data, total, input),
         }
     }
 }
 
-fn feed_chunked(state: &mut ChunkState, data: &mut u64, total: &mut u64, input: &[u8]) -> Result<BodyProgress, HttpError> {
+fn feed_chunked(
+    state: &mut ChunkState,
+    data: &mut u64,
+    total: &mut u64,
+    input: &[u8],
+) -> Result<BodyProgress, HttpError> {
     let mut i = 0;
     while i < input.len() {
         if let ChunkState::Data { left } = state {
@@ -121,7 +143,10 @@ fn step(state: ChunkState, b: u8) -> Result<ChunkState, HttpError> {
     use ChunkState::*;
     Ok(match state {
         Size { size, digits } => match (b as char).to_digit(16) {
-            Some(d) if digits < 15 => Size { size: size * 16 + u64::from(d), digits: digits + 1 },
+            Some(d) if digits < 15 => Size {
+                size: size * 16 + u64::from(d),
+                digits: digits + 1,
+            },
             Some(_) => return Err(HttpError::BodyTooLarge),
             None if digits == 0 => return Err(BAD),
             None if b == b';' || b == b' ' || b == b'\t' => Extension { size },
@@ -188,16 +213,31 @@ mod tests {
     fn chunked_simple_and_incomplete() {
         let body = b"3\r\nabc\r\nA\r\n0123456789\r\n0\r\n\r\n";
         assert_eq!(decode_whole(body, BodyKind::Chunked), Ok(Some(body.len())));
-        assert_eq!(decode_whole(&body[..body.len() - 1], BodyKind::Chunked), Ok(None));
+        assert_eq!(
+            decode_whole(&body[..body.len() - 1], BodyKind::Chunked),
+            Ok(None)
+        );
     }
 
     #[test]
     fn chunked_errors() {
-        for bad in [&b"x\r\n"[..], b"5\nhello", b"5\r\nhelloXX", b"\r\n", b"0\r\n\n"] {
+        for bad in [
+            &b"x\r\n"[..],
+            b"5\nhello",
+            b"5\r\nhelloXX",
+            b"\r\n",
+            b"0\r\n\n",
+        ] {
             assert!(decode_whole(bad, BodyKind::Chunked).is_err(), "{bad:?}");
         }
-        assert_eq!(decode_whole(b"100001\r\n", BodyKind::Chunked), Err(HttpError::BodyTooLarge));
-        assert_eq!(decode_whole(b"ffffffffffffffffff\r\n", BodyKind::Chunked), Err(HttpError::BodyTooLarge));
+        assert_eq!(
+            decode_whole(b"100001\r\n", BodyKind::Chunked),
+            Err(HttpError::BodyTooLarge)
+        );
+        assert_eq!(
+            decode_whole(b"ffffffffffffffffff\r\n", BodyKind::Chunked),
+            Err(HttpError::BodyTooLarge)
+        );
     }
 
     #[test]
@@ -208,26 +248,38 @@ mod tests {
             body.extend_from_slice(&[b'a'; 0x10000]);
             body.extend_from_slice(b"\r\n");
         }
-        assert_eq!(decode_whole(&body, BodyKind::Chunked), Err(HttpError::BodyTooLarge));
+        assert_eq!(
+            decode_whole(&body, BodyKind::Chunked),
+            Err(HttpError::BodyTooLarge)
+        );
     }
 
     #[test]
     fn extensions_and_trailers_count_toward_the_limit() {
         let mut long_ext = b"1;".to_vec();
         long_ext.extend(std::iter::repeat(b'e').take(2 << 20));
-        assert_eq!(decode_whole(&long_ext, BodyKind::Chunked), Err(HttpError::BodyTooLarge));
+        assert_eq!(
+            decode_whole(&long_ext, BodyKind::Chunked),
+            Err(HttpError::BodyTooLarge)
+        );
         let mut trailers = b"0\r\n".to_vec();
         for _ in 0..100_000 {
             trailers.extend_from_slice(b"X-T: aaaaaaaaaaaaaaaaaaaa\r\n");
         }
-        assert_eq!(decode_whole(&trailers, BodyKind::Chunked), Err(HttpError::BodyTooLarge));
+        assert_eq!(
+            decode_whole(&trailers, BodyKind::Chunked),
+            Err(HttpError::BodyTooLarge)
+        );
     }
 
     #[test]
     fn content_length() {
         assert_eq!(decode_whole(b"abcdeNEXT", BodyKind::Length(5)), Ok(Some(5)));
         assert_eq!(decode_split(b"abcde", BodyKind::Length(5)), Ok(Some(5)));
-        assert_eq!(BodyDecoder::new(BodyKind::Length(MAX_BODY + 1)), Err(HttpError::BodyTooLarge));
+        assert_eq!(
+            BodyDecoder::new(BodyKind::Length(MAX_BODY + 1)),
+            Err(HttpError::BodyTooLarge)
+        );
         assert_eq!(BodyDecoder::new(BodyKind::None), Ok(None));
     }
 }

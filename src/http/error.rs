@@ -37,7 +37,9 @@ impl fmt::Display for HttpError {
             HttpError::Smuggling(why) => write!(f, "ambiguous request framing: {why}"),
             HttpError::BodyTooLarge => f.write_str("request body larger than 1 MiB"),
             HttpError::HeadTooLarge => f.write_str("request head larger than 8 KiB"),
-            HttpError::UnsupportedTransferCoding => f.write_str("unsupported transfer coding (only chunked)"),
+            HttpError::UnsupportedTransferCoding => {
+                f.write_str("unsupported transfer coding (only chunked)")
+            }
         }
     }
 }

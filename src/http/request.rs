@@ -138,7 +138,10 @@ fn build_head(req: &httparse::Request<'_, '_>) -> Result<RequestHead, HttpError>
 /// (`/path?q`) and absolute-form (`http://host/path?q`, RFC 9112 section 3.2.2).
 fn split_target(target: &str) -> Result<(String, String), HttpError> {
     let origin = match target.find("://") {
-        Some(i) if target[..i].eq_ignore_ascii_case("http") || target[..i].eq_ignore_ascii_case("https") => {
+        Some(i)
+            if target[..i].eq_ignore_ascii_case("http")
+                || target[..i].eq_ignore_ascii_case("https") =>
+        {
             let rest = &target[i + 3..];
             rest.find('/').map_or("/", |slash| &rest[slash..])
         }
@@ -175,7 +178,8 @@ impl Framing {
                 f.add_content_length(value.ok_or(HttpError::Malformed("bad Content-Length"))?)?;
             } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
                 let value = value.ok_or(HttpError::UnsupportedTransferCoding)?;
-                f.transfer_codings.extend(tokens(value).map(str::to_ascii_lowercase));
+                f.transfer_codings
+                    .extend(tokens(value).map(str::to_ascii_lowercase));
             } else if h.name.eq_ignore_ascii_case("connection") {
                 for t in tokens(value.unwrap_or("")) {
                     f.close_token |= t.eq_ignore_ascii_case("close");
@@ -184,7 +188,8 @@ impl Framing {
             } else if h.name.eq_ignore_ascii_case("host") {
                 f.hosts += 1;
             } else if h.name.eq_ignore_ascii_case("expect") {
-                f.expect_continue = value.is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"));
+                f.expect_continue =
+                    value.is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"));
             } else if h.name.eq_ignore_ascii_case("last-event-id") {
                 f.last_event_id = Some(String::from_utf8_lossy(h.value).trim().to_string());
             }
@@ -199,9 +204,13 @@ impl Framing {
             if token.is_empty() || !token.bytes().all(|b| b.is_ascii_digit()) || token.len() > 18 {
                 return Err(HttpError::Malformed("bad Content-Length"));
             }
-            let n: u64 = token.parse().map_err(|_| HttpError::Malformed("bad Content-Length"))?;
+            let n: u64 = token
+                .parse()
+                .map_err(|_| HttpError::Malformed("bad Content-Length"))?;
             match self.content_length {
-                Some(prev) if prev != n => return Err(HttpError::Smuggling("conflicting Content-Length values")),
+                Some(prev) if prev != n => {
+                    return Err(HttpError::Smuggling("conflicting Content-Length values"))
+                }
                 _ => self.content_length = Some(n),
             }
         }
@@ -210,7 +219,9 @@ impl Framing {
 
     fn body_kind(&self) -> Result<BodyKind, HttpError> {
         match (self.content_length, self.transfer_codings.is_empty()) {
-            (Some(_), false) => Err(HttpError::Smuggling("Content-Length with Transfer-Encoding")),
+            (Some(_), false) => Err(HttpError::Smuggling(
+                "Content-Length with Transfer-Encoding",
+            )),
             (Some(0), true) | (None, true) => Ok(BodyKind::None),
             (Some(n), true) => Ok(BodyKind::Length(n)),
             (None, false) if self.transfer_codings == ["chunked"] => Ok(BodyKind::Chunked),
@@ -238,7 +249,8 @@ mod tests {
 
     #[test]
     fn parses_a_simple_get() {
-        let h = head("GET /api/logs/x/stream?tail=2 HTTP/1.1\r\nHost: a\r\nLast-Event-ID: 42\r\n\r\n");
+        let h =
+            head("GET /api/logs/x/stream?tail=2 HTTP/1.1\r\nHost: a\r\nLast-Event-ID: 42\r\n\r\n");
         assert_eq!(h.method, Method::Get);
         assert_eq!(h.path, "/api/logs/x/stream");
         assert_eq!(h.query, "tail=2");
@@ -260,7 +272,11 @@ mod tests {
     fn head_end_scan_resumes_where_it_stopped() {
         let raw = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nNEXT";
         for scanned in 0..raw.len() - 4 {
-            assert_eq!(find_head_end(raw, scanned), Some(raw.len() - 4), "scanned {scanned}");
+            assert_eq!(
+                find_head_end(raw, scanned),
+                Some(raw.len() - 4),
+                "scanned {scanned}"
+            );
         }
         assert_eq!(find_head_end(b"GET / HTTP/1.0\n\n", 0), Some(16));
     }
@@ -276,7 +292,8 @@ mod tests {
     fn body_framing() {
         let h = head("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n");
         assert_eq!(h.body, BodyKind::Length(5));
-        let h = head("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\nContent-Length: 5\r\n\r\n");
+        let h =
+            head("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\nContent-Length: 5\r\n\r\n");
         assert_eq!(h.body, BodyKind::Length(5));
         let h = head("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n");
         assert_eq!(h.body, BodyKind::Chunked);
@@ -291,11 +308,18 @@ mod tests {
             ("Content-Length: 5 5\r\n", 400),
             ("Transfer-Encoding: gzip\r\n", 501),
             ("Transfer-Encoding: chunked, gzip\r\n", 501),
-            ("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", 501),
+            (
+                "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+                501,
+            ),
         ];
         for (headers, status) in cases {
             let raw = format!("POST / HTTP/1.1\r\nHost: a\r\n{headers}\r\n");
-            assert_eq!(parse(&raw).map_err(|e| e.status()), Err(status), "{headers}");
+            assert_eq!(
+                parse(&raw).map_err(|e| e.status()),
+                Err(status),
+                "{headers}"
+            );
         }
     }
 
@@ -315,7 +339,10 @@ mod tests {
 
     #[test]
     fn oversized_heads_get_431() {
-        let big = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n", "a".repeat(MAX_HEAD));
+        let big = format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
+            "a".repeat(MAX_HEAD)
+        );
         assert_eq!(parse(&big), Err(HttpError::HeadTooLarge));
         assert_eq!(parse(&big[..MAX_HEAD + 10]), Err(HttpError::HeadTooLarge));
         let many: String = (0..70).map(|i| format!("X{i}: y\r\n")).collect();
@@ -325,10 +352,15 @@ mod tests {
 
     #[test]
     fn host_rules_and_http10_framing() {
-        assert_eq!(parse("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n").map_err(|e| e.status()), Err(400));
-        let h = head("GET / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert_eq!(
+            parse("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n").map_err(|e| e.status()),
+            Err(400)
+        );
+        let h =
+            head("GET / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n");
         assert!(!h.keep_alive);
-        let h = head("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+        let h =
+            head("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
         assert!(h.expect_continue);
     }
 

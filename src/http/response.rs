@@ -21,8 +21,18 @@ pub struct Response {
 }
 
 impl Response {
-    pub fn new(status: u16, content_type: &'static str, body: impl Into<Cow<'static, [u8]>>) -> Response {
-        Response { status, content_type, body: body.into(), headers: Vec::new(), close: false }
+    pub fn new(
+        status: u16,
+        content_type: &'static str,
+        body: impl Into<Cow<'static, [u8]>>,
+    ) -> Response {
+        Response {
+            status,
+            content_type,
+            body: body.into(),
+            headers: Vec::new(),
+            close: false,
+        }
     }
 
     pub fn json(status: u16, body: String) -> Response {
@@ -145,7 +155,8 @@ mod tests {
 
     #[test]
     fn no_content_has_no_length() {
-        let text = String::from_utf8(Response::new(204, TEXT, &b""[..]).to_bytes(false)).expect("utf8");
+        let text =
+            String::from_utf8(Response::new(204, TEXT, &b""[..]).to_bytes(false)).expect("utf8");
         assert_eq!(text, "HTTP/1.1 204 No Content\r\nServer: logcast\r\n\r\n");
     }
 }

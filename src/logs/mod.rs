@@ -26,7 +26,9 @@ pub fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= MAX_ID_LEN
         && !id.starts_with('.')
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }
 
 /// A file mode with no write bit means the log is finished.
@@ -58,7 +60,9 @@ impl LogDir {
         let probe = path.join(format!(".logcast-probe-{}", std::process::id()));
         fs::write(&probe, b"").map_err(fail)?;
         let _ = fs::remove_file(&probe);
-        Ok(LogDir { path: path.to_path_buf() })
+        Ok(LogDir {
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -88,7 +92,9 @@ impl LogDir {
         for entry in fs::read_dir(&self.path)? {
             let Ok(entry) = entry else { continue };
             let name = entry.file_name();
-            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".log")) else { continue };
+            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".log")) else {
+                continue;
+            };
             if !valid_id(id) {
                 continue;
             }
@@ -106,8 +112,16 @@ impl LogDir {
 impl LogInfo {
     fn from_meta(id: &str, meta: &fs::Metadata) -> LogInfo {
         // Birth time where the file system keeps it, else the last change.
-        let created = meta.created().or_else(|_| meta.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
-        LogInfo { id: id.to_string(), size: meta.len(), created, writing: !is_finished(meta) }
+        let created = meta
+            .created()
+            .or_else(|_| meta.modified())
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        LogInfo {
+            id: id.to_string(),
+            size: meta.len(),
+            created,
+            writing: !is_finished(meta),
+        }
     }
 
     pub fn stream_url(&self) -> String {
@@ -141,7 +155,18 @@ mod tests {
         for ok in ["a", "0b1e-uuid", "x.y_z-1", &"a".repeat(128)] {
             assert!(valid_id(ok), "{ok}");
         }
-        for bad in ["", ".", "..", ".hidden", "a/b", "..%2F", "a b", "a\0", "é", &"a".repeat(129)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "a/b",
+            "..%2F",
+            "a b",
+            "a\0",
+            "é",
+            &"a".repeat(129),
+        ] {
             assert!(!valid_id(bad), "{bad:?}");
         }
     }

@@ -38,7 +38,10 @@ pub enum Change {
 fn open_regular(path: &std::path::Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let flags = rustix::fs::OFlags::NONBLOCK.bits() as i32;
-    let file = fs::OpenOptions::new().read(true).custom_flags(flags).open(path)?;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)?;
     if !file.metadata()?.is_file() {
         return Err(io::ErrorKind::NotFound.into());
     }
@@ -97,7 +100,11 @@ impl Tail {
             timer: None,
             generation,
         };
-        tail.offset = if finished { tail.size } else { tail.last_line_end(tail.size)? };
+        tail.offset = if finished {
+            tail.size
+        } else {
+            tail.last_line_end(tail.size)?
+        };
         Ok(tail)
     }
 
@@ -113,7 +120,11 @@ impl Tail {
             Ok(meta) => meta,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let since = *self.missing_since_ms.get_or_insert(now_ms);
-                return if now_ms.saturating_sub(since) >= DELETED_AFTER_MS { Change::Deleted } else { Change::Unchanged };
+                return if now_ms.saturating_sub(since) >= DELETED_AFTER_MS {
+                    Change::Deleted
+                } else {
+                    Change::Unchanged
+                };
             }
             Err(_) => return Change::Unchanged,
         };
@@ -131,8 +142,12 @@ impl Tail {
     }
 
     fn reopen(&mut self) -> Change {
-        let Ok(file) = open_regular(&self.path) else { return Change::Unchanged };
-        let Ok(meta) = file.metadata() else { return Change::Unchanged };
+        let Ok(file) = open_regular(&self.path) else {
+            return Change::Unchanged;
+        };
+        let Ok(meta) = file.metadata() else {
+            return Change::Unchanged;
+        };
         self.file = file;
         self.identity = (meta.dev(), meta.ino());
         self.size = meta.len();
@@ -166,7 +181,10 @@ impl Tail {
         buf.resize(len, 0);
         let mut filled = 0;
         while filled < len {
-            match self.file.read_at(&mut buf[filled..], offset + filled as u64) {
+            match self
+                .file
+                .read_at(&mut buf[filled..], offset + filled as u64)
+            {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -190,7 +208,11 @@ impl Tail {
         }
         let mut last = [0u8; 1];
         let unterminated = self.size > 0
-            && self.file.read_at(&mut last, self.size - 1).map(|n| n == 1 && last[0] != b'\n').unwrap_or(false);
+            && self
+                .file
+                .read_at(&mut last, self.size - 1)
+                .map(|n| n == 1 && last[0] != b'\n')
+                .unwrap_or(false);
         Ok(self.lines.newlines + u64::from(self.finished && unterminated))
     }
 
@@ -320,12 +342,18 @@ mod tests {
         let path = temp_file("a.log", b"one\ntwo\npart");
         let mut tail = Tail::open("a", path.clone(), 0, 1).expect("open");
         assert_eq!(tail.offset, 8);
-        let mut f = fs::OpenOptions::new().append(true).open(&path).expect("open");
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .expect("open");
         f.write_all(b"ial\nthree\n").expect("append");
         assert_eq!(tail.refresh(100), Change::Unchanged);
         let (mut buf, mut block) = (Vec::new(), Block::default());
         assert!(tail.read_new(&mut buf, &mut block).expect("read"));
-        assert_eq!(std::str::from_utf8(&block.bytes).expect("utf8"), "id: 16\ndata: partial\n\nid: 22\ndata: three\n\n");
+        assert_eq!(
+            std::str::from_utf8(&block.bytes).expect("utf8"),
+            "id: 16\ndata: partial\n\nid: 22\ndata: three\n\n"
+        );
         assert_eq!(tail.offset, 22);
         assert!(!tail.read_new(&mut buf, &mut block).expect("read"));
     }
@@ -353,9 +381,16 @@ mod tests {
         let mut buf = Vec::new();
         let piece = 6 + MAX_LINE as u64;
         assert_eq!(tail.resume_start(piece, &mut buf).expect("resume"), piece);
-        assert_eq!(tail.resume_start(piece + MAX_LINE as u64, &mut buf).expect("resume"), piece + MAX_LINE as u64);
+        assert_eq!(
+            tail.resume_start(piece + MAX_LINE as u64, &mut buf)
+                .expect("resume"),
+            piece + MAX_LINE as u64
+        );
         let next_line = content.len() as u64 - 4;
-        assert_eq!(tail.resume_start(piece + 1, &mut buf).expect("resume"), next_line);
+        assert_eq!(
+            tail.resume_start(piece + 1, &mut buf).expect("resume"),
+            next_line
+        );
     }
 
     #[test]
@@ -364,7 +399,11 @@ mod tests {
         fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("fifo.log");
         let _ = fs::remove_file(&path);
-        let made = std::process::Command::new("mkfifo").arg(&path).status().map(|s| s.success()).unwrap_or(false);
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
         if made {
             let err = Tail::open("fifo", path, 0, 1).expect_err("a fifo must be refused");
             assert_eq!(err.kind(), io::ErrorKind::NotFound);

@@ -54,10 +54,19 @@ impl Writers {
 
     /// Creates a new log and writes its first line; returns the writer's key
     /// and generation, and the log id.
-    pub fn create(&mut self, dir: &LogDir, duration_ms: u64, now_ms: u64) -> io::Result<(usize, u32, String)> {
+    pub fn create(
+        &mut self,
+        dir: &LogDir,
+        duration_ms: u64,
+        now_ms: u64,
+    ) -> io::Result<(usize, u32, String)> {
         let id = uuid::Uuid::new_v4().to_string();
         let path = dir.file_of(&id);
-        let mut file = OpenOptions::new().append(true).create_new(true).mode(0o644).open(&path)?;
+        let mut file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&path)?;
         let first = format!("[LOG CREATED] {}\n", crate::clock::now_rfc3339());
         if let Err(e) = file.write_all(first.as_bytes()) {
             let _ = fs::remove_file(&path);
@@ -65,19 +74,29 @@ impl Writers {
         }
         self.next_generation = self.next_generation.wrapping_add(1);
         let generation = self.next_generation;
-        let writer = Writer { id: id.clone(), path, file, ends_at_ms: now_ms + duration_ms, generation };
+        let writer = Writer {
+            id: id.clone(),
+            path,
+            file,
+            ends_at_ms: now_ms + duration_ms,
+            generation,
+        };
         Ok((self.writers.insert(writer), generation, id))
     }
 
     /// The writer at `key` if its generation matches (a stale timer finds nothing).
     pub fn is_live(&self, key: usize, generation: u32) -> bool {
-        self.writers.get(key).is_some_and(|w| w.generation == generation)
+        self.writers
+            .get(key)
+            .is_some_and(|w| w.generation == generation)
     }
 
     /// Writes the next random line: one `write` on an O_APPEND descriptor, so
     /// a line is never interleaved with another writer's.
     pub fn tick<R: rand::Rng>(&mut self, key: usize, now_ms: u64, rng: &mut R) -> Tick {
-        let Some(writer) = self.writers.get_mut(key) else { return Tick::Finished };
+        let Some(writer) = self.writers.get_mut(key) else {
+            return Tick::Finished;
+        };
         let mut line = text::random_line(rng);
         line.push('\n');
         if let Err(e) = writer.file.write_all(line.as_bytes()) {

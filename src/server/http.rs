@@ -12,7 +12,9 @@ use super::{Server, Timer};
 use crate::conn::{Flow, Phase, OUT_HIGH_WATER};
 use crate::http::request::find_head_end;
 use crate::http::response::{self, HTML, JSON, TEXT};
-use crate::http::{parse_head, BodyDecoder, BodyProgress, HttpError, Method, RequestHead, Response, MAX_HEAD};
+use crate::http::{
+    parse_head, BodyDecoder, BodyProgress, HttpError, Method, RequestHead, Response, MAX_HEAD,
+};
 use crate::routes::{self, Endpoint};
 use crate::stream::Opened;
 
@@ -27,12 +29,15 @@ const LINGER_READS: usize = 16;
 const PAGE: &str = include_str!("../page/index.html");
 
 /// The page needs nothing from anywhere but its own origin.
-const PAGE_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+const PAGE_CSP: &str =
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
 connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 impl Server {
     pub(crate) fn conn_event(&mut self, key: usize, event: &Event) {
-        let Some(conn) = self.conns.get_mut(key) else { return };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
         if event.is_writable() {
             conn.writable = true;
         }
@@ -49,7 +54,9 @@ impl Server {
     /// block (edge-triggered: stopping earlier could leave it silent forever).
     fn http_ready(&mut self, key: usize) {
         loop {
-            let Some(conn) = self.conns.get_mut(key) else { return };
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
             if conn.has_output() {
                 let (flow, n) = conn.flush();
                 self.metrics.bytes_sent += n as u64;
@@ -59,15 +66,21 @@ impl Server {
                     Flow::Done => {}
                 }
             }
-            let Some(conn) = self.conns.get_mut(key) else { return };
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
             if conn.close_after_flush {
                 return self.linger_or_close(key);
             }
-            let Phase::Http(h) = &mut conn.phase else { return self.stream_started(key) };
+            let Phase::Http(h) = &mut conn.phase else {
+                return self.stream_started(key);
+            };
             if !h.buf.is_empty() && self.process_buffered(key) {
                 continue;
             }
-            let Some(conn) = self.conns.get_mut(key) else { return };
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
             if conn.peer_closed {
                 return self.close(key);
             }
@@ -83,7 +96,9 @@ impl Server {
     /// destroy the response before the client has read it.
     fn linger_or_close(&mut self, key: usize) {
         let deadline = self.now_ms() + LINGER_MS;
-        let Some(conn) = self.conns.get_mut(key) else { return };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
         if conn.peer_closed || conn.socket.shutdown(std::net::Shutdown::Write).is_err() {
             return self.close(key);
         }
@@ -118,7 +133,9 @@ impl Server {
     /// head, or while output was over the high-water mark). Returns whether
     /// any input was used.
     fn process_buffered(&mut self, key: usize) -> bool {
-        let Some(Phase::Http(h)) = self.conns.get_mut(key).map(|c| &mut c.phase) else { return false };
+        let Some(Phase::Http(h)) = self.conns.get_mut(key).map(|c| &mut c.phase) else {
+            return false;
+        };
         let buf = std::mem::take(&mut h.buf);
         let used = self.process(key, &buf);
         self.keep_leftover(key, &buf[used..]);
@@ -152,7 +169,9 @@ impl Server {
 
     /// Appends input to whatever was left over and parses from the start.
     fn feed(&mut self, key: usize, input: &[u8]) {
-        let Some(Phase::Http(h)) = self.conns.get_mut(key).map(|c| &mut c.phase) else { return };
+        let Some(Phase::Http(h)) = self.conns.get_mut(key).map(|c| &mut c.phase) else {
+            return;
+        };
         if h.buf.is_empty() {
             let used = self.process(key, input);
             self.keep_leftover(key, &input[used..]);
@@ -165,7 +184,9 @@ impl Server {
     }
 
     fn keep_leftover(&mut self, key: usize, rest: &[u8]) {
-        let Some(conn) = self.conns.get_mut(key) else { return };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
         if let Phase::Http(h) = &mut conn.phase {
             h.buf.clear();
             h.buf.extend_from_slice(rest);
@@ -180,11 +201,19 @@ impl Server {
         let mut pos = 0;
         loop {
             let head_deadline = self.now_ms() + self.config.header_timeout_ms;
-            let Some(conn) = self.conns.get_mut(key) else { return input.len() };
+            let Some(conn) = self.conns.get_mut(key) else {
+                return input.len();
+            };
             if conn.close_after_flush || conn.out.len() >= OUT_HIGH_WATER {
-                return if conn.close_after_flush { input.len() } else { pos };
+                return if conn.close_after_flush {
+                    input.len()
+                } else {
+                    pos
+                };
             }
-            let Phase::Http(h) = &mut conn.phase else { return input.len() };
+            let Phase::Http(h) = &mut conn.phase else {
+                return input.len();
+            };
             let rest = &input[pos..];
             if let Some(decoder) = &mut h.body {
                 match decoder.feed(rest) {
@@ -225,7 +254,9 @@ impl Server {
     /// Parses one head from `rest` and answers it (or starts its body).
     /// `Ok(None)`: the head is not complete yet.
     fn next_head(&mut self, key: usize, rest: &[u8]) -> Result<Option<usize>, HttpError> {
-        let Some(Phase::Http(h)) = self.conns.get_mut(key).map(|c| &mut c.phase) else { return Ok(None) };
+        let Some(Phase::Http(h)) = self.conns.get_mut(key).map(|c| &mut c.phase) else {
+            return Ok(None);
+        };
         if find_head_end(rest, h.scanned).is_none() {
             if rest.len() > MAX_HEAD {
                 return Err(HttpError::HeadTooLarge);
@@ -233,7 +264,9 @@ impl Server {
             h.scanned = rest.len();
             return Ok(None);
         }
-        let Some((head, n)) = parse_head(rest)? else { return Ok(None) };
+        let Some((head, n)) = parse_head(rest)? else {
+            return Ok(None);
+        };
         h.scanned = 0;
         h.head_started = false;
         match BodyDecoder::new(head.body)? {
@@ -244,7 +277,9 @@ impl Server {
                         conn.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                     }
                 }
-                let Some(Phase::Http(h)) = self.conns.get_mut(key).map(|c| &mut c.phase) else { return Ok(None) };
+                let Some(Phase::Http(h)) = self.conns.get_mut(key).map(|c| &mut c.phase) else {
+                    return Ok(None);
+                };
                 h.body = Some(decoder);
                 h.pending = Some(Box::new(head));
             }
@@ -257,8 +292,12 @@ impl Server {
     fn reject(&mut self, key: usize, e: &HttpError) {
         log::debug!("conn {key}: {e}");
         self.metrics.count_request(None, e.status());
-        let Some(conn) = self.conns.get_mut(key) else { return };
-        Response::error(e.status(), &e.to_string()).closing().write_to(&mut conn.out, false);
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        Response::error(e.status(), &e.to_string())
+            .closing()
+            .write_to(&mut conn.out, false);
         conn.close_after_flush = true;
     }
 
@@ -290,7 +329,9 @@ impl Server {
     fn respond(&mut self, key: usize, head: &RequestHead, mut response: Response) {
         self.count(head, response.status);
         let idle_deadline = self.now_ms() + self.config.idle_timeout_ms;
-        let Some(conn) = self.conns.get_mut(key) else { return };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
         if !head.keep_alive {
             response.close = true;
         }
@@ -298,7 +339,9 @@ impl Server {
             conn.close_after_flush = true;
         } else if head.minor_version == 0 {
             // An HTTP/1.0 client assumes close unless told otherwise.
-            response.headers.push(("Connection", "keep-alive".to_string()));
+            response
+                .headers
+                .push(("Connection", "keep-alive".to_string()));
         }
         response.write_to(&mut conn.out, head.method == Method::Head);
         if let Phase::Http(h) = &mut conn.phase {
@@ -329,7 +372,11 @@ impl Server {
             fds += other.open_fds;
         }
         let body = total.render(rss, fds);
-        Response::new(200, "text/plain; version=0.0.4; charset=utf-8", body.into_bytes())
+        Response::new(
+            200,
+            "text/plain; version=0.0.4; charset=utf-8",
+            body.into_bytes(),
+        )
     }
 
     /// Streams of log `id` in this reactor and, in a worker, its siblings.
@@ -373,13 +420,22 @@ impl Server {
                 return Response::error(500, &format!("cannot create log: {e}"));
             }
         };
-        self.timers.insert(now + self.config.write_interval_ms, Timer::Writer(key, generation));
+        self.timers.insert(
+            now + self.config.write_interval_ms,
+            Timer::Writer(key, generation),
+        );
         self.metrics.writers_active = self.writers.len() as u64;
         log::info!("log {id}: created, writing for {duration_s} s");
         let body = crate::json::object(&[
             ("log_id", crate::json::Value::Str(&id)),
-            ("message", crate::json::Value::Str(&format!("Log file created with ID: {id}"))),
-            ("stream_url", crate::json::Value::Str(&format!("/api/logs/{id}/stream"))),
+            (
+                "message",
+                crate::json::Value::Str(&format!("Log file created with ID: {id}")),
+            ),
+            (
+                "stream_url",
+                crate::json::Value::Str(&format!("/api/logs/{id}/stream")),
+            ),
         ]);
         Response::json(201, body).header("Location", format!("/api/logs/{id}"))
     }
@@ -394,7 +450,11 @@ impl Server {
         let (tail, offset, new_tail) = match opened {
             Opened::NotFound => return Some(Response::error(404, "no such log")),
             Opened::NoContent => return Some(Response::new(204, TEXT, &b""[..])),
-            Opened::Stream { tail, offset, new_tail } => (tail, offset, new_tail),
+            Opened::Stream {
+                tail,
+                offset,
+                new_tail,
+            } => (tail, offset, new_tail),
         };
         let conn = self.conns.get_mut(key)?;
         response::stream_head(&mut conn.out);
@@ -404,7 +464,10 @@ impl Server {
         }
         if new_tail {
             let generation = self.engine.tails[tail].generation;
-            let id = self.timers.insert(now + self.config.poll_interval_ms, Timer::Tail(tail, generation));
+            let id = self.timers.insert(
+                now + self.config.poll_interval_ms,
+                Timer::Tail(tail, generation),
+            );
             self.engine.tails[tail].timer = Some(id);
         }
         self.metrics.streams_open += 1;
@@ -416,7 +479,9 @@ impl Server {
     /// Header and idle timeouts, re-checked against the deadline when the
     /// timer fires (cheaper than re-arming on every byte).
     pub(crate) fn conn_timer(&mut self, key: usize, generation: u32, now: u64) {
-        let Some(conn) = self.conns.get_mut(key) else { return };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
         if conn.generation != generation {
             return;
         }
@@ -431,7 +496,9 @@ impl Server {
         if h.head_started {
             self.metrics.header_timeouts += 1;
             self.metrics.count_request(None, 408);
-            Response::error(408, "request head not received in time").closing().write_to(&mut conn.out, false);
+            Response::error(408, "request head not received in time")
+                .closing()
+                .write_to(&mut conn.out, false);
             conn.close_after_flush = true;
             log::debug!("conn {key}: header timeout");
             return self.http_ready(key);
@@ -446,5 +513,7 @@ impl Server {
 }
 
 fn page() -> Response {
-    Response::new(200, HTML, PAGE.as_bytes()).header("Content-Security-Policy", PAGE_CSP).header("Cache-Control", "no-cache")
+    Response::new(200, HTML, PAGE.as_bytes())
+        .header("Content-Security-Policy", PAGE_CSP)
+        .header("Cache-Control", "no-cache")
 }

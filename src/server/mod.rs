@@ -83,9 +83,11 @@ impl Server {
     pub fn new(config: Config, dir: LogDir, listener: std::net::TcpListener) -> io::Result<Server> {
         let poll = Poll::new()?;
         let mut listener = TcpListener::from_std(listener);
-        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
         let mut signals = Signals::new([SIGTERM, SIGINT])?;
-        poll.registry().register(&mut signals, SIGNAL, Interest::READABLE)?;
+        poll.registry()
+            .register(&mut signals, SIGNAL, Interest::READABLE)?;
         Ok(Server {
             poll,
             listener: Some(listener),
@@ -120,7 +122,8 @@ impl Server {
         if let Err(e) = cluster.publish(&self.metrics, self.engine.subscriber_counts()) {
             log::warn!("cannot publish worker state: {e}");
         }
-        self.timers.insert(now + crate::cluster::PUBLISH_MS, Timer::Publish);
+        self.timers
+            .insert(now + crate::cluster::PUBLISH_MS, Timer::Publish);
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -182,7 +185,9 @@ impl Server {
 
     fn accept_all(&mut self) {
         while !self.accept_paused {
-            let Some(listener) = &self.listener else { return };
+            let Some(listener) = &self.listener else {
+                return;
+            };
             match listener.accept() {
                 Ok((socket, peer)) => self.admit(socket, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -217,7 +222,11 @@ impl Server {
         let _ = socket.set_nodelay(true);
         let entry = self.conns.vacant_entry();
         let key = entry.key();
-        if let Err(e) = self.poll.registry().register(&mut socket, Token(key), Interest::READABLE | Interest::WRITABLE) {
+        if let Err(e) = self.poll.registry().register(
+            &mut socket,
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
             log::warn!("register: {e}");
             return;
         }
@@ -235,13 +244,17 @@ impl Server {
         use std::io::Write;
         self.metrics.connections_refused += 1;
         self.metrics.count_request(None, 503);
-        let body = crate::http::Response::error(503, "server at its connection limit").closing().to_bytes(false);
+        let body = crate::http::Response::error(503, "server at its connection limit")
+            .closing()
+            .to_bytes(false);
         let _ = (&socket).write(&body);
     }
 
     /// Arms (or moves earlier) the connection's timer to its deadline.
     pub(crate) fn arm_conn_timer(&mut self, key: usize) {
-        let Some(conn) = self.conns.get_mut(key) else { return };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
         let deadline = conn.deadline_ms;
         if let Some((_, at)) = conn.timer {
             if at <= deadline {
@@ -251,7 +264,9 @@ impl Server {
         if let Some((id, _)) = conn.timer.take() {
             self.timers.cancel(id);
         }
-        let id = self.timers.insert(deadline, Timer::Conn(key, conn.generation));
+        let id = self
+            .timers
+            .insert(deadline, Timer::Conn(key, conn.generation));
         conn.timer = Some((id, deadline));
     }
 
@@ -280,7 +295,10 @@ impl Server {
         }
         match self.writers.tick(key, now, &mut self.rng) {
             crate::logs::writer::Tick::Wrote => {
-                self.timers.insert(now + self.config.write_interval_ms, Timer::Writer(key, generation));
+                self.timers.insert(
+                    now + self.config.write_interval_ms,
+                    Timer::Writer(key, generation),
+                );
             }
             crate::logs::writer::Tick::Finished => log::info!("writer {key}: finished"),
             crate::logs::writer::Tick::Failed(why) => log::warn!("{why}"),
@@ -290,7 +308,9 @@ impl Server {
 
     /// Closes a connection and releases everything it held.
     pub(crate) fn close(&mut self, key: usize) {
-        let Some(conn) = self.conns.get(key) else { return };
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
         if let Phase::Stream(stream) = conn.phase {
             if let Some(timer) = self.engine.detach(&mut self.conns, &stream) {
                 self.timers.cancel(timer);
@@ -298,7 +318,9 @@ impl Server {
             self.metrics.streams_open -= 1;
             self.metrics.logs_tailed = self.engine.tails.len() as u64;
         }
-        let Some(mut conn) = self.conns.try_remove(key) else { return };
+        let Some(mut conn) = self.conns.try_remove(key) else {
+            return;
+        };
         if let Some((id, _)) = conn.timer.take() {
             self.timers.cancel(id);
         }
@@ -316,8 +338,12 @@ impl Server {
         }
         self.writers.finish_all();
         self.engine.shutdown_all(&mut self.conns);
-        let idle: Vec<usize> =
-            self.conns.iter().filter(|(_, c)| matches!(c.phase, Phase::Http(_)) && !c.has_output()).map(|(k, _)| k).collect();
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(c.phase, Phase::Http(_)) && !c.has_output())
+            .map(|(k, _)| k)
+            .collect();
         for key in idle {
             self.close(key);
         }
@@ -339,6 +365,9 @@ impl Server {
                 }
             }
         }
-        log::info!("stopped ({} connections cut at the deadline)", self.conns.len());
+        log::info!(
+            "stopped ({} connections cut at the deadline)",
+            self.conns.len()
+        );
     }
 }

@@ -13,10 +13,9 @@ impl Server {
     /// A stream socket is readable (the client sent something, or left) or
     /// writable (it drained).
     pub(crate) fn stream_event(&mut self, key: usize, event: &Event) {
-        if event.is_readable() || event.is_read_closed() || event.is_error() {
-            if self.client_left(key) {
-                return self.close(key);
-            }
+        let input = event.is_readable() || event.is_read_closed() || event.is_error();
+        if input && self.client_left(key) {
+            return self.close(key);
         }
         if event.is_writable() {
             self.advance(key);
@@ -48,7 +47,9 @@ impl Server {
     }
 
     fn advance(&mut self, key: usize) {
-        let Some(conn) = self.conns.get_mut(key) else { return };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
         match self.engine.advance(conn, &mut self.metrics) {
             Advance::Blocked | Advance::CaughtUp => {}
             Advance::MoreWork => {
@@ -66,8 +67,14 @@ impl Server {
     /// so a long catch-up cannot starve the rest of the reactor.
     pub(crate) fn run_work(&mut self) {
         for _ in 0..self.engine.work.len() {
-            let Some((key, generation)) = self.engine.work.pop_front() else { break };
-            if self.conns.get(key).is_some_and(|c| c.generation == generation && c.stream().is_some()) {
+            let Some((key, generation)) = self.engine.work.pop_front() else {
+                break;
+            };
+            if self
+                .conns
+                .get(key)
+                .is_some_and(|c| c.generation == generation && c.stream().is_some())
+            {
                 self.advance(key);
             }
         }
@@ -78,9 +85,18 @@ impl Server {
         if self.engine.tails.get(key).map(|t| t.generation) != Some(generation) {
             return;
         }
-        let polled = self.engine.poll(key, &mut self.conns, now, self.config.heartbeat_interval_ms, &mut self.metrics);
+        let polled = self.engine.poll(
+            key,
+            &mut self.conns,
+            now,
+            self.config.heartbeat_interval_ms,
+            &mut self.metrics,
+        );
         if polled.rearm {
-            let id = self.timers.insert(now + self.config.poll_interval_ms, Timer::Tail(key, generation));
+            let id = self.timers.insert(
+                now + self.config.poll_interval_ms,
+                Timer::Tail(key, generation),
+            );
             self.engine.tails[key].timer = Some(id);
         } else if let Some(tail) = self.engine.tails.get_mut(key) {
             tail.timer = None;
