@@ -82,7 +82,10 @@ STARTED=()
 cleanup() {
   local p
   for p in "${STARTED[@]+"${STARTED[@]}"}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${STARTED[@]+"${STARTED[@]}"}"; do wait "$p" 2>/dev/null || true; done
+  for p in "${STARTED[@]+"${STARTED[@]}"}"; do
+    for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+  done
   if [ "$KEEP" = 1 ]; then say "kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
@@ -93,7 +96,6 @@ stop_pid() { # stop one process we started, and forget it
   kill -TERM "$p" 2>/dev/null || true
   for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
   kill -KILL "$p" 2>/dev/null || true
-  wait "$p" 2>/dev/null || true
   for q in "${STARTED[@]+"${STARTED[@]}"}"; do [ "$q" = "$p" ] || keep+=("$q"); done
   STARTED=("${keep[@]+"${keep[@]}"}")
 }
@@ -152,12 +154,13 @@ print("" if v is None else v)' "$1" "$2" 2>/dev/null || true
 # start_logcast DIR -> sets LC_URL, LC_PID
 start_logcast() {
   mkdir -p "$1/logs"
+  : >"$1/daemon.out"
   RUST_LOG=warn taskset -c 0 "$REL/logcast" --port 0 --log-dir "$1/logs" >"$1/daemon.out" 2>"$1/daemon.err" &
   LC_PID=$!
   STARTED+=("$LC_PID")
   LC_URL=""
   for _ in $(seq 1 100); do
-    LC_URL="$(sed -n 's/^listening on \(http:[^ ]*\).*/\1/p' "$1/daemon.out" | head -1)"
+    LC_URL="$(sed -n 's/^listening on \(http:[^ ]*\).*/\1/p' "$1/daemon.out" 2>/dev/null | head -1 || true)"
     [ -n "$LC_URL" ] && return 0
     kill -0 "$LC_PID" 2>/dev/null || break
     sleep 0.1

@@ -91,7 +91,8 @@ cleanup() {
     kill -TERM "$p" 2>/dev/null || true
   done
   for p in "${STARTED[@]+"${STARTED[@]}"}"; do
-    wait "$p" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
   done
   rm -rf "$TMP"
 }
@@ -153,11 +154,12 @@ if [ -z "$URL" ]; then
   fi
   [ -x "$BIN" ] || die "no daemon at $BIN"
   mkdir -p "$TMP/logs"
+  : >"$TMP/daemon.out"
   # shellcheck disable=SC2046
   RUST_LOG=warn $(pin "$DAEMON_CPU") "$BIN" --port 0 --log-dir "$TMP/logs" >"$TMP/daemon.out" 2>"$TMP/daemon.err" &
   STARTED+=($!)
   for _ in $(seq 1 100); do
-    URL="$(sed -n 's/^listening on \(http:[^ ]*\).*/\1/p' "$TMP/daemon.out" | head -1)"
+    URL="$(sed -n 's/^listening on \(http:[^ ]*\).*/\1/p' "$TMP/daemon.out" 2>/dev/null | head -1 || true)"
     [ -n "$URL" ] && break
     kill -0 "${STARTED[-1]}" 2>/dev/null || { cat "$TMP/daemon.err" >&2; die "the daemon exited"; }
     sleep 0.1

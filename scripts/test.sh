@@ -25,7 +25,7 @@ grep -q "test result" target/cargo-test.log
 echo "== cargo bench --no-run"
 cargo bench --no-run --quiet
 
-for script in scripts/e2e.sh scripts/proxy-test.sh; do
+for script in scripts/e2e.sh scripts/proxy-test.sh scripts/cluster-test.sh; do
   if [ -x "$script" ]; then
     echo "== $script"
     "$script"

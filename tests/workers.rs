@@ -734,3 +734,31 @@ fn streams_of_a_killed_worker_leave_the_totals_and_the_others_go_on() {
         assert_eq!(ev.id.as_deref(), Some("8"));
     }
 }
+
+#[test]
+fn workers_stop_when_the_supervisor_is_killed() {
+    let mut d = Daemon::start(&["--workers", "2"]);
+    let workers = children(d.pid());
+    assert_eq!(workers.len(), 2, "children {workers:?}");
+    signal(d.pid(), "KILL");
+    let _ = wait_timeout(&mut d.child, Duration::from_secs(2));
+    // Each worker asked the kernel for SIGTERM when its parent dies.
+    let gone = eventually(Duration::from_secs(3), || {
+        workers.iter().all(|&p| !process_running(p))
+    });
+    let left: Vec<u32> = workers
+        .iter()
+        .copied()
+        .filter(|&p| process_running(p))
+        .collect();
+    assert!(
+        gone,
+        "workers {left:?} outlive their SIGKILLed supervisor by 3 s"
+    );
+    assert!(
+        eventually(Duration::from_secs(2), || TcpStream::connect(d.addr)
+            .is_err()),
+        "something still accepts on {} after the supervisor and its workers died",
+        d.addr
+    );
+}

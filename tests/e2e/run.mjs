@@ -275,8 +275,8 @@ scenario('a line with a bare CR is shown as two lines in one row', async () => {
 scenario('daemon restart mid-stream: reconnect resumes without loss or duplicates', async () => {
   const id = `e2e-reconnect-${rid()}`;
   const file = writeLog(id, [], 0o644);
-  const app = new Appender(file, 100);
   const { page, context } = await newPage(ctx.browser);
+  const app = new Appender(file, 100);
   try {
     await page.goto(`${ctx.daemon.url}/?log=${id}`);
     await waitState(page, 'live', 10000);
@@ -434,8 +434,8 @@ scenario('screenshots mid-stream (desktop 1280 px and phone 375 px), then stop',
 scenario('follow mode pauses on scroll-up, "jump to latest" resumes', async () => {
   const id = `e2e-follow-${rid()}`;
   const file = writeLog(id, [], 0o644);
-  const app = new Appender(file, 40);
   const { page, watch, context } = await newPage(ctx.browser, { viewport: { width: 1000, height: 600 } });
+  const app = new Appender(file, 40);
   const atBottom = () => page.$eval('#lines', (v) => v.scrollHeight - v.scrollTop - v.clientHeight < 8);
   try {
     await page.goto(`${ctx.daemon.url}/?log=${id}`);
@@ -560,6 +560,7 @@ async function main() {
     ctx.browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: process.env.E2E_HEADFUL !== '1',
+      handleSIGINT: false, handleSIGTERM: false, handleSIGHUP: false, // see onSignal
       args: ['--disable-dev-shm-usage', '--no-first-run', '--disable-gpu'],
     });
     // playwright closes Chromium itself when this process exits or gets SIGTERM.
@@ -581,6 +582,7 @@ async function main() {
       passed++;
       console.log(`ok ${i + 1} - ${s.name} (${((Date.now() - t0) / 1000).toFixed(1)} s)${note ? ` · ${note}` : ''}`);
     } catch (e) {
+      if (interrupted) break;
       failed++;
       console.log(`not ok ${i + 1} - ${s.name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
       console.log('    ' + String(e instanceof Failure ? e.message : e.stack || e).split('\n').join('\n    '));
@@ -604,5 +606,19 @@ async function teardown() {
     } catch (e) { console.log(`# note: ${e.message}`); }
   }
 }
+
+// Interrupted (scripts/e2e.sh's trap, Ctrl-C): stop the daemon and the browser, say so, leave.
+let interrupted = false;
+async function onSignal(sig) {
+  interrupted = true;
+  console.log(`# interrupted by ${sig}`);
+  const d = ctx.daemon;
+  ctx.daemon = null;
+  if (d) d.proc.kill('SIGTERM');
+  await Promise.race([ctx.browser ? ctx.browser.close().catch(() => {}) : null, sleep(3000)]);
+  console.log('0 passed, 1 failed');
+  process.exit(sig === 'SIGINT' ? 130 : 143);
+}
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.once(sig, () => onSignal(sig));
 
 process.exitCode = await main();
