@@ -60,8 +60,12 @@ find_nginx() {
   export DEBIAN_FRONTEND=noninteractive
   as_root apt-get update -qq >&2 && as_root apt-get install -y -qq nginx >/dev/null \
     || die "cannot install nginx"
-  # Debian starts the packaged service; this cluster runs its own nginx.
-  if command -v systemctl >/dev/null 2>&1; then as_root systemctl stop nginx >/dev/null 2>&1 || true; fi
+  # Debian may start the packaged service on port 80; this cluster runs its own nginx.
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    as_root systemctl stop nginx >/dev/null 2>&1 || true
+  elif command -v service >/dev/null 2>&1; then
+    as_root service nginx stop >/dev/null 2>&1 || true
+  fi
   [ -x /usr/sbin/nginx ] || die "nginx not found after installing it"
   echo /usr/sbin/nginx
 }

@@ -115,7 +115,7 @@ fn subscribers(d: &Daemon, id: &str) -> (usize, u64) {
 /// Reads `probe` on fresh connections until every worker in `0..workers`
 /// has answered `want` with no other answer since (snapshots are published
 /// every second, so a sibling's figure may lag by up to ~1 s), then checks
-/// `extra` more reads all give `want`. Returns the answers seen, for messages.
+/// 3 reads per worker more all give `want`.
 fn converge_everywhere(
     what: &str,
     workers: usize,
@@ -224,7 +224,7 @@ fn open_spread_streams(
     let mut streams: Vec<Sse> = Vec::new();
     for _ in 0..200 {
         let workers: BTreeSet<usize> = streams.iter().map(|s| s.worker).collect();
-        let foreign = other_than.map_or(true, |w| workers.iter().any(|&x| x != w));
+        let foreign = other_than.is_none_or(|w| workers.iter().any(|&x| x != w));
         if streams.len() >= min && workers.len() >= min_workers && foreign {
             return streams;
         }

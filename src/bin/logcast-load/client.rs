@@ -24,6 +24,8 @@ pub const WAKER: Token = Token(usize::MAX);
 const MAX_HEAD: usize = 16 * 1024;
 /// Shared read buffer.
 const BUF: usize = 64 * 1024;
+/// Marks with a higher seq are not tracked one by one.
+pub const MAX_MARKS: usize = 1 << 20;
 
 pub struct Config {
     pub target: SocketAddrV4,
@@ -56,6 +58,9 @@ pub struct Control {
 pub struct Outcome {
     pub totals: Totals,
     pub latency: Histogram,
+    /// Per mark seq: (first, last) arrival latency in µs over this
+    /// worker's streams; (u32::MAX, 0) for a mark no stream got.
+    pub per_mark: Vec<(u32, u32)>,
     pub connect: Histogram,
     pub statuses: BTreeMap<u16, u64>,
 }
@@ -114,6 +119,7 @@ pub fn unix_ns() -> u64 {
 struct Ctx<'a> {
     totals: &'a mut Totals,
     latency: &'a mut Histogram,
+    per_mark: &'a mut Vec<(u32, u32)>,
     now_ns: u64,
     run_start_ns: u64,
 }
@@ -140,7 +146,20 @@ fn on_event(e: Event, marks: &mut u32, last_seq: &mut u32, ctx: &mut Ctx) {
         }
         *marks += 1;
         ctx.totals.marks_received += 1;
-        ctx.latency.record(ctx.now_ns.saturating_sub(ns) / 1000);
+        let us = ctx.now_ns.saturating_sub(ns) / 1000;
+        ctx.latency.record(us);
+        if let Some(s) = seq {
+            let s = s as usize;
+            if s < MAX_MARKS {
+                if ctx.per_mark.len() <= s {
+                    ctx.per_mark.resize(s + 1, (u32::MAX, 0));
+                }
+                let us = us.min(u32::MAX as u64 - 1) as u32;
+                let e = &mut ctx.per_mark[s];
+                e.0 = e.0.min(us);
+                e.1 = e.1.max(us);
+            }
+        }
     }
 }
 
@@ -170,6 +189,7 @@ pub struct Worker {
     buf: Vec<u8>,
     totals: Totals,
     latency: Histogram,
+    per_mark: Vec<(u32, u32)>,
     connect: Histogram,
     statuses: BTreeMap<u16, u64>,
     pending: VecDeque<(Instant, u32)>,
@@ -185,6 +205,7 @@ impl Worker {
             buf: vec![0; BUF],
             totals: Totals::default(),
             latency: Histogram::new(),
+            per_mark: Vec::new(),
             connect: Histogram::new(),
             statuses: BTreeMap::new(),
             pending: VecDeque::new(),
@@ -349,6 +370,7 @@ impl Worker {
                             let mut ctx = Ctx {
                                 totals: &mut self.totals,
                                 latency: &mut self.latency,
+                                per_mark: &mut self.per_mark,
                                 now_ns,
                                 run_start_ns: self.cfg.run_start_ns,
                             };
@@ -422,6 +444,7 @@ impl Worker {
                     let mut ctx = Ctx {
                         totals: &mut self.totals,
                         latency: &mut self.latency,
+                        per_mark: &mut self.per_mark,
                         now_ns,
                         run_start_ns: self.cfg.run_start_ns,
                     };
@@ -551,6 +574,7 @@ impl Worker {
         Ok(Outcome {
             totals: self.totals,
             latency: self.latency,
+            per_mark: self.per_mark,
             connect: self.connect,
             statuses: self.statuses,
         })
@@ -583,9 +607,11 @@ mod tests {
     fn duplicate_and_stale_marks() {
         let mut totals = Totals::default();
         let mut lat = Histogram::new();
+        let mut per_mark = Vec::new();
         let mut ctx = Ctx {
             totals: &mut totals,
             latency: &mut lat,
+            per_mark: &mut per_mark,
             now_ns: 10_000_000,
             run_start_ns: 1_000_000,
         };
@@ -605,5 +631,6 @@ mod tests {
         assert_eq!(totals.events, 5);
         assert_eq!(lat.count(), 3);
         assert_eq!(lat.max(), 2000);
+        assert_eq!(per_mark, vec![(1000, 1000), (2000, 2000)]);
     }
 }

@@ -339,9 +339,17 @@ fn worker_main(o: Opts) {
         .iter()
         .map(|(k, v)| format!("{k}:{v}"))
         .collect();
+    let marks: Vec<String> = out
+        .per_mark
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.0 != u32::MAX)
+        .map(|(i, m)| format!("{i}:{}:{}", m.0, m.1))
+        .collect();
     line.push_str(&format!(
-        " statuses={} lat={} conn={}",
+        " statuses={} marks={} lat={} conn={}",
         statuses.join(","),
+        marks.join(","),
         out.latency.encode(),
         out.connect.encode()
     ));
@@ -351,6 +359,8 @@ fn worker_main(o: Opts) {
 struct Merged {
     totals: Totals,
     latency: Histogram,
+    /// Per mark seq: first and last arrival over all streams (µs).
+    per_mark: Vec<(u32, u32)>,
     connect: Histogram,
     statuses: BTreeMap<u16, u64>,
 }
@@ -362,6 +372,21 @@ fn parse_result(line: &str, m: &mut Merged) -> Result<(), String> {
         match k {
             "lat" => m.latency.merge(&Histogram::decode(v)?),
             "conn" => m.connect.merge(&Histogram::decode(v)?),
+            "marks" => {
+                for item in v.split(',').filter(|s| !s.is_empty()) {
+                    let f: Vec<u64> = item.split(':').filter_map(|x| x.parse().ok()).collect();
+                    if f.len() != 3 || f[0] as usize >= client::MAX_MARKS {
+                        return Err(format!("bad mark '{item}'"));
+                    }
+                    let i = f[0] as usize;
+                    if m.per_mark.len() <= i {
+                        m.per_mark.resize(i + 1, (u32::MAX, 0));
+                    }
+                    let e = &mut m.per_mark[i];
+                    e.0 = e.0.min(f[1] as u32);
+                    e.1 = e.1.max(f[2] as u32);
+                }
+            }
             "statuses" => {
                 for s in v.split(',').filter(|s| !s.is_empty()) {
                     let (code, n) = s.split_once(':').ok_or("bad statuses")?;
@@ -422,7 +447,42 @@ fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
+/// Over the marks written: (mean, max) of the first arrival, (mean, max) of
+/// last minus first arrival, in ms, and how many marks no stream got.
+fn mark_spread(per_mark: &[(u32, u32)], written: u64) -> ((f64, f64), (f64, f64), u64) {
+    let (mut n, mut first_sum, mut first_max, mut spread_sum, mut spread_max, mut lost) =
+        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    for i in 0..written as usize {
+        match per_mark.get(i) {
+            Some(&(lo, hi)) if lo != u32::MAX => {
+                n += 1;
+                first_sum += lo as u64;
+                first_max = first_max.max(lo as u64);
+                spread_sum += (hi - lo) as u64;
+                spread_max = spread_max.max((hi - lo) as u64);
+            }
+            _ => lost += 1,
+        }
+    }
+    let mean = |sum: u64| {
+        if n == 0 {
+            0.0
+        } else {
+            sum as f64 / n as f64 / 1000.0
+        }
+    };
+    (
+        (mean(first_sum), first_max as f64 / 1000.0),
+        (mean(spread_sum), spread_max as f64 / 1000.0),
+        lost,
+    )
+}
+
 impl Report {
+    fn spread(&self) -> ((f64, f64), (f64, f64), u64) {
+        mark_spread(&self.merged.per_mark, self.marks_written)
+    }
+
     fn rss_per_stream(&self) -> f64 {
         let c = self.merged.totals.connected;
         if c == 0 {
@@ -532,6 +592,13 @@ impl Report {
                 l.count()
             ),
         );
+        let ((fm, fx), (sm, sx), lost) = self.spread();
+        row(
+            "per mark ms",
+            format!(
+                "first stream to get it: mean {fm:.1} max {fx:.1}; last minus first: mean {sm:.1} max {sx:.1}; marks no stream got {lost}"
+            ),
+        );
         if self.daemon {
             row(
                 "daemon RSS",
@@ -568,6 +635,7 @@ impl Report {
     }
 
     fn json(&self) -> String {
+        let ((fm, fx), (sm, sx), lost) = self.spread();
         let t = &self.merged.totals;
         let l = &self.merged.latency;
         let c = &self.merged.connect;
@@ -589,6 +657,7 @@ impl Report {
                 "\"marks_written\": {}, \"marks_received\": {}, \"marks_expected\": {}, \"marks_missing\": {}, ",
                 "\"streams_missing_marks\": {}, \"marks_stale\": {}, \"marks_duplicate\": {}, ",
                 "\"latency_ms\": {{\"count\": {}, \"p50\": {:.3}, \"p90\": {:.3}, \"p99\": {:.3}, \"max\": {:.3}, \"mean\": {:.3}}}, ",
+                "\"mark_first_ms\": {{\"mean\": {:.3}, \"max\": {:.3}}}, \"mark_spread_ms\": {{\"mean\": {:.3}, \"max\": {:.3}}}, \"marks_lost\": {}, ",
                 "\"rss_base_kib\": {}, \"rss_kib\": {}, \"rss_end_kib\": {}, \"rss_per_stream_bytes\": {}, ",
                 "\"cpu_idle_pct\": {}, \"cpu_hold_pct\": {}, \"hold_window_secs\": {:.3}, \"cpu_marks_secs\": {}, \"cpu_per_event_us\": {}, ",
                 "\"clk_tck\": {}, \"loadgen_cpu_pct\": {:.2}}}"
@@ -630,6 +699,11 @@ impl Report {
             ms(l.percentile(99.0)),
             ms(l.max()),
             l.mean() / 1000.0,
+            fm,
+            fx,
+            sm,
+            sx,
+            lost,
             daemon(self.rss_base_kib.to_string()),
             daemon(self.rss_kib.to_string()),
             daemon(self.rss_end_kib.to_string()),
@@ -888,6 +962,7 @@ fn parent_main(o: Opts) {
     let mut merged = Merged {
         totals: Totals::default(),
         latency: Histogram::new(),
+        per_mark: Vec::new(),
         connect: Histogram::new(),
         statuses: BTreeMap::new(),
     };
@@ -943,5 +1018,63 @@ fn main() {
         worker_main(o)
     } else {
         parent_main(o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_merge_across_workers() {
+        let mut m = Merged {
+            totals: Totals::default(),
+            latency: Histogram::new(),
+            per_mark: Vec::new(),
+            connect: Histogram::new(),
+            statuses: BTreeMap::new(),
+        };
+        let mut h1 = Histogram::new();
+        h1.record(1000);
+        let mut h2 = Histogram::new();
+        h2.record(3000);
+        let l1 = format!(
+            "RESULT connected=2 events=5 ramp_ms=10 statuses=503:1 marks=0:100:900,1:50:60 lat={} conn={}",
+            h1.encode(),
+            Histogram::new().encode()
+        );
+        let l2 = format!(
+            "RESULT connected=3 events=1 ramp_ms=30 statuses=503:2,404:1 marks=0:80:1000 lat={} conn={}",
+            h2.encode(),
+            Histogram::new().encode()
+        );
+        parse_result(&l1, &mut m).unwrap();
+        parse_result(&l2, &mut m).unwrap();
+        assert_eq!(m.totals.connected, 5);
+        assert_eq!(m.totals.events, 6);
+        assert_eq!(m.totals.ramp_ms, 30);
+        assert_eq!(m.statuses[&503], 3);
+        assert_eq!(m.statuses[&404], 1);
+        assert_eq!(m.latency.count(), 2);
+        assert_eq!(m.latency.max(), 3000);
+        assert_eq!(m.per_mark, vec![(80, 1000), (50, 60)]);
+        let ((fm, fx), (sm, sx), lost) = mark_spread(&m.per_mark, 3);
+        assert!((fm - 0.065).abs() < 1e-9 && (fx - 0.08).abs() < 1e-9);
+        assert!((sm - 0.465).abs() < 1e-9 && (sx - 0.92).abs() < 1e-9);
+        assert_eq!(lost, 1);
+        assert!(parse_result("RESULT bogus=1", &mut m).is_err());
+        assert!(parse_result("RESULT marks=1:2", &mut m).is_err());
+    }
+
+    #[test]
+    fn url_parsing() {
+        assert_eq!(
+            parse_url("http://127.0.0.1:5000/api/logs/x/stream?tail=0"),
+            ("127.0.0.1".into(), 5000, "/api/logs/x/stream?tail=0".into())
+        );
+        assert_eq!(
+            parse_url("http://localhost"),
+            ("localhost".into(), 80, "/".into())
+        );
     }
 }
