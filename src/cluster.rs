@@ -79,6 +79,14 @@ impl Cluster {
         fs::rename(&tmp, self.file_of(self.index))
     }
 
+    /// Removes this worker's snapshot when it stops, and the state directory
+    /// with the last one out (also when the supervisor was killed: workers
+    /// are told to stop by their parent-death signal).
+    pub fn withdraw(&self) {
+        let _ = fs::remove_file(self.file_of(self.index));
+        let _ = fs::remove_dir(&self.state_dir);
+    }
+
     /// The latest snapshots of every other worker (missing ones are skipped).
     pub fn others(&self) -> Vec<Snapshot> {
         (0..self.workers)

@@ -59,6 +59,8 @@ pub fn run(config: Config) -> Result<(), String> {
     let (_guard, addr) = crate::listener::reserve(wanted)
         .map_err(|e| crate::listener::bind_error_message(wanted, &e))?;
     let state_dir = std::env::temp_dir().join(format!("logcast-{}", std::process::id()));
+    // A directory left by a killed daemon that had this pid is stale.
+    let _ = std::fs::remove_dir_all(&state_dir);
     std::fs::create_dir_all(&state_dir)
         .map_err(|e| format!("logcast: state dir {}: {e}", state_dir.display()))?;
     let mut sup = Supervisor {

@@ -337,6 +337,8 @@ impl Server {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         self.writers.finish_all();
+        // Every stream gets `shutdown` (SPEC section 3), even one of a log
+        // that just finished: its reconnect gets 204 from the next daemon.
         self.engine.shutdown_all(&mut self.conns);
         let idle: Vec<usize> = self
             .conns
