@@ -89,7 +89,7 @@ cleanup() {
   if [ "$KEEP" = 1 ]; then say "kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP PIPE
 
 stop_pid() { # stop one process we started, and forget it
   local p="$1" q keep=()
@@ -284,16 +284,21 @@ fi
 
 # ---- 3. the floor --------------------------------------------------------------
 FLOOR=""
+FLOOR_DRAIN=""
 if [ "$DO_FLOOR" = 1 ]; then
-  say "write-floor: 10000 sockets, 20 rounds, on CPU 0"
+  say "write-floor: 10000 sockets, 20 rounds, on CPU 0, client never reading"
   timeout 300 taskset -c 0 "$REL/write-floor" --sockets 10000 --rounds 20 --json >"$TMP/floor.json" || true
   FLOOR="$(jq_get "$TMP/floor.json" cpu_us_per_write)"
+  say "write-floor: the same, client reading with epoll on CPU 1 (as logcast-load does)"
+  timeout 300 taskset -c 0 "$REL/write-floor" --sockets 10000 --rounds 20 --drain --client-cpu 1 --json \
+    >"$TMP/floor-drain.json" || true
+  FLOOR_DRAIN="$(jq_get "$TMP/floor-drain.json" cpu_us_per_write)"
 fi
 
 # ---- tables --------------------------------------------------------------------
-python3 - "$HTTP_TSV" "$STREAM_TSV" "${FLOOR:-}" "$DURATION" "$CONNS" "$HOLD" "$RATE" "$IDLE" <<'PY'
+python3 - "$HTTP_TSV" "$STREAM_TSV" "${FLOOR:-}" "${FLOOR_DRAIN:-}" "$DURATION" "$CONNS" "$HOLD" "$RATE" "$IDLE" <<'PY'
 import sys
-http_tsv, stream_tsv, floor, dur, conns, hold, rate, idle = sys.argv[1:9]
+http_tsv, stream_tsv, floor, floor_drain, dur, conns, hold, rate, idle = sys.argv[1:10]
 
 def num(x):
     try:
@@ -378,10 +383,15 @@ if srows:
         if r and num(r[8]):
             lc_event_us[n] = num(r[8])
 
-if floor:
+if num(floor):
     print()
-    print("Server CPU per delivered event vs the kernel floor (one ~100-byte write() to a loopback socket, write-floor on CPU 0):")
-    print("  floor: %.2f us per write" % float(floor))
+    print("Server CPU per delivered event vs the kernel floor (one ~100-byte write() to an established loopback socket, write-floor on CPU 0):")
+    print("  floor, client never reads:            %.2f us per write" % float(floor))
+    if num(floor_drain):
+        print("  floor, client reads with epoll (CPU 1): %.2f us per write" % float(floor_drain))
     for n, us in lc_event_us.items():
-        print("  logcast, %s streams: %.2f us per event = %.2fx the floor" % (n, us, us / float(floor)))
+        line = "  logcast, %s streams: %.2f us per event = %.2fx the floor" % (n, us, us / float(floor))
+        if num(floor_drain):
+            line += ", %.2fx the reading-client floor" % (us / float(floor_drain))
+        print(line)
 PY

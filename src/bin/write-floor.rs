@@ -31,6 +31,8 @@ usage: write-floor [--sockets N] [--rounds R] [--frame-bytes B] [--pause-ms MS] 
   --frame-bytes B   bytes per write, an SSE frame (default 100)
   --pause-ms MS     pause between rounds, not measured (default 50)
   --drain           the client side reads (epoll) instead of never reading
+  --client-cpu N    run the client side under `taskset -c N` (e.g. the CPU a load
+                    generator uses, so that its wake-ups cost what they cost there)
   --json            one JSON line on stdout";
 
 struct Opts {
@@ -39,6 +41,7 @@ struct Opts {
     frame_bytes: usize,
     pause_ms: u64,
     drain: bool,
+    client_cpu: Option<String>,
     json: bool,
 }
 
@@ -194,6 +197,7 @@ fn main() {
         frame_bytes: 100,
         pause_ms: 50,
         drain: false,
+        client_cpu: None,
         json: false,
     };
     let mut i = 0;
@@ -205,6 +209,7 @@ fn main() {
             "--rounds" => o.rounds = num(a, args.get(i)),
             "--frame-bytes" => o.frame_bytes = num(a, args.get(i)),
             "--pause-ms" => o.pause_ms = num(a, args.get(i)),
+            "--client-cpu" => o.client_cpu = Some(num::<u32>(a, args.get(i)).to_string()),
             "--drain" => {
                 o.drain = true;
                 continue;
@@ -238,7 +243,15 @@ fn main() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| die(&format!("bind: {e}")));
     let addr = listener.local_addr().expect("local_addr");
     let exe = std::env::current_exe().unwrap_or_else(|e| die(&format!("current_exe: {e}")));
-    let mut helper = Command::new(exe)
+    let mut cmd = match &o.client_cpu {
+        Some(cpu) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", cpu]).arg(&exe);
+            c
+        }
+        None => Command::new(&exe),
+    };
+    let mut helper = cmd
         .args(["--connect-side", &addr.to_string(), &o.sockets.to_string()])
         .args(if o.drain { vec!["drain"] } else { vec![] })
         .stdin(Stdio::piped())
@@ -314,8 +327,8 @@ fn main() {
     };
     if o.json {
         println!(
-            "{{\"sockets\": {}, \"rounds\": {}, \"frame_bytes\": {}, \"drain\": {}, \"cpu_us_per_write\": {:.3}, \"cpu_us_per_write_mean\": {:.3}, \"wall_us_per_write\": {:.3}, \"ticks_us_per_write\": {:.3}, \"short_writes\": {}, \"clk_tck\": {}}}",
-            o.sockets, o.rounds, f.len(), o.drain, cpu_med, mean, wall_med, ticks_us, short, clk
+            "{{\"sockets\": {}, \"rounds\": {}, \"frame_bytes\": {}, \"drain\": {}, \"client_cpu\": {}, \"cpu_us_per_write\": {:.3}, \"cpu_us_per_write_mean\": {:.3}, \"wall_us_per_write\": {:.3}, \"ticks_us_per_write\": {:.3}, \"short_writes\": {}, \"clk_tck\": {}}}",
+            o.sockets, o.rounds, f.len(), o.drain, o.client_cpu.as_deref().unwrap_or("null"), cpu_med, mean, wall_med, ticks_us, short, clk
         );
     } else {
         println!(

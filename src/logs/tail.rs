@@ -118,7 +118,8 @@ impl Tail {
     pub fn refresh(&mut self, now_ms: u64) -> Change {
         let meta = match fs::metadata(&self.path) {
             Ok(meta) => meta,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // "Not a directory": the log dir itself was replaced by a file.
+            Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory => {
                 let since = *self.missing_since_ms.get_or_insert(now_ms);
                 return if now_ms.saturating_sub(since) >= DELETED_AFTER_MS {
                     Change::Deleted

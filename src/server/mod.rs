@@ -73,6 +73,8 @@ pub struct Server {
     pub(crate) scratch: Vec<u8>,
     next_generation: u32,
     accept_paused: bool,
+    /// Accepts are failing for lack of descriptors (logged once per episode).
+    accept_starved: bool,
     expired: Vec<Timer>,
     /// Set when this reactor is one of several worker processes.
     pub(crate) cluster: Option<Cluster>,
@@ -104,6 +106,7 @@ impl Server {
             scratch: vec![0; 64 * 1024],
             next_generation: 0,
             accept_paused: false,
+            accept_starved: false,
             expired: Vec::new(),
             cluster: None,
         })
@@ -189,7 +192,13 @@ impl Server {
                 return;
             };
             match listener.accept() {
-                Ok((socket, peer)) => self.admit(socket, peer),
+                Ok((socket, peer)) => {
+                    if self.accept_starved {
+                        self.accept_starved = false;
+                        log::info!("accept: descriptors available again");
+                    }
+                    self.admit(socket, peer)
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => self.accept_failed(&e),
@@ -205,7 +214,11 @@ impl Server {
         self.metrics.accept_errors += 1;
         let exhausted = matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12));
         if exhausted {
-            log::warn!("accept: {e}; pausing accepts for {ACCEPT_RETRY_MS} ms");
+            // Warn once per episode; the metric counts every retry.
+            if !self.accept_starved {
+                log::warn!("accept: {e}; pausing accepts, retrying every {ACCEPT_RETRY_MS} ms");
+            }
+            self.accept_starved = true;
             self.accept_paused = true;
             let at = self.now_ms() + ACCEPT_RETRY_MS;
             self.timers.insert(at, Timer::ResumeAccept);
