@@ -11,8 +11,10 @@
 #     a fresh logcast per size: RSS per stream, idle CPU, then marks at 2/s:
 #     marker latency p50/p99, missed marks, server CPU per delivered event;
 #     the same for each --peer that gives a logdir.
-#  3. The kernel floor: write-floor (one ~100-byte write to each of 10,000
-#     loopback sockets, on CPU 0), next to logcast's CPU per delivered event.
+#  3. The kernel floor, right after each logcast stream test: write-floor (one
+#     ~100-byte write to each of N loopback sockets, on CPU 0), with a client
+#     that never reads and with one reading through epoll on CPU 1, next to
+#     logcast's CPU per delivered event.
 #  Then prints side-by-side tables with ratios against logcast.
 #
 # usage: scripts/compare.sh [options]
@@ -20,7 +22,8 @@
 #   --connections N        HTTP connections (default 50)
 #   --streams "N ..."      stream counts (default "1000 10000")
 #   --hold SECS            marks are written for this long (default 20)
-#   --idle-secs SECS       idle CPU window before the marks (default 10)
+#   --idle-secs SECS       idle CPU window before the marks (default 30: two
+#                          heartbeat periods, so that the keepalives are counted)
 #   --mark-rate R          marks per second (default 2)
 #   --peer NAME=BASEURL[,logdir=DIR][,pid=PID[:PID..]]
 #                          another implementation, already running; with logdir
@@ -41,7 +44,7 @@ DURATION=10
 CONNS=50
 STREAMS="1000 10000"
 HOLD=20
-IDLE=10
+IDLE=30
 RATE=2
 PEERS=()
 NGINX=1
@@ -240,9 +243,30 @@ if [ "$DO_HTTP" = 1 ]; then
       --duration "$DURATION" --connections "$CONNS" --load-cpu 1 --label "$s" --tsv "$HTTP_TSV" >&2 \
       || say "loadtest against $s failed"
   done
-  [ "$NGINX" = 1 ] && stop_pid "$NG_PID"
+  if [ "$NGINX" = 1 ]; then stop_pid "$NG_PID"; fi
   stop_pid "$LC_PID"
 fi
+
+# ---- 3. the floor (run inside 2.) ----------------------------------------------------------
+# For each stream count N, right after the stream tests (same machine state):
+# one ~100-byte write to each of N established loopback sockets, 20 rounds
+# 500 ms apart (as the marks come), on CPU 0 like the daemon; once with a
+# client that never reads, once with one reading through epoll on CPU 1 (as
+# logcast-load does, so the writer pays for waking it, as the daemon does).
+FLOOR_TSV="$TMP/floor.tsv"
+: >"$FLOOR_TSV"
+run_floor() { # N
+  local n="$1" s
+  s=$((n > 19000 ? 19000 : n))
+  say "write-floor: $s sockets, 20 rounds, on CPU 0, client never reading"
+  timeout 300 taskset -c 0 "$REL/write-floor" --sockets "$s" --rounds 20 --pause-ms 500 --json \
+    >"$TMP/floor-$n.json" || true
+  say "write-floor: the same, client reading with epoll on CPU 1"
+  timeout 300 taskset -c 0 "$REL/write-floor" --sockets "$s" --rounds 20 --pause-ms 500 --drain --client-cpu 1 --json \
+    >"$TMP/floor-drain-$n.json" || true
+  printf '%s\t%s\t%s\n' "$n" "$(jq_get "$TMP/floor-$n.json" cpu_us_per_write)" \
+    "$(jq_get "$TMP/floor-drain-$n.json" cpu_us_per_write)" >>"$FLOOR_TSV"
+}
 
 # ---- 2. streams ----------------------------------------------------------------
 STREAM_TSV="$TMP/streams.tsv"
@@ -275,6 +299,7 @@ if [ "$DO_STREAMS" = 1 ]; then
     sleep 0.5
     stream_run logcast "$n" "$LC_URL" "$d/logs" "$LC_PID"
     stop_pid "$LC_PID"
+    if [ "$DO_FLOOR" = 1 ]; then run_floor "$n"; fi
     for p in "${PEER_NAMES[@]+"${PEER_NAMES[@]}"}"; do
       [ -n "${PEER_LOGDIR[$p]}" ] || continue
       stream_run "$p" "$n" "${PEER_URL[$p]}" "${PEER_LOGDIR[$p]}" "${PEER_PID[$p]}"
@@ -282,23 +307,14 @@ if [ "$DO_STREAMS" = 1 ]; then
   done
 fi
 
-# ---- 3. the floor --------------------------------------------------------------
-FLOOR=""
-FLOOR_DRAIN=""
-if [ "$DO_FLOOR" = 1 ]; then
-  say "write-floor: 10000 sockets, 20 rounds, on CPU 0, client never reading"
-  timeout 300 taskset -c 0 "$REL/write-floor" --sockets 10000 --rounds 20 --json >"$TMP/floor.json" || true
-  FLOOR="$(jq_get "$TMP/floor.json" cpu_us_per_write)"
-  say "write-floor: the same, client reading with epoll on CPU 1 (as logcast-load does)"
-  timeout 300 taskset -c 0 "$REL/write-floor" --sockets 10000 --rounds 20 --drain --client-cpu 1 --json \
-    >"$TMP/floor-drain.json" || true
-  FLOOR_DRAIN="$(jq_get "$TMP/floor-drain.json" cpu_us_per_write)"
+if [ "$DO_FLOOR" = 1 ] && [ "$DO_STREAMS" = 0 ]; then
+  for n in $STREAMS; do run_floor "$n"; done
 fi
 
 # ---- tables --------------------------------------------------------------------
-python3 - "$HTTP_TSV" "$STREAM_TSV" "${FLOOR:-}" "${FLOOR_DRAIN:-}" "$DURATION" "$CONNS" "$HOLD" "$RATE" "$IDLE" <<'PY'
+python3 - "$HTTP_TSV" "$STREAM_TSV" "$FLOOR_TSV" "$DURATION" "$CONNS" "$HOLD" "$RATE" "$IDLE" <<'PY'
 import sys
-http_tsv, stream_tsv, floor, floor_drain, dur, conns, hold, rate, idle = sys.argv[1:10]
+http_tsv, stream_tsv, floor_tsv, dur, conns, hold, rate, idle = sys.argv[1:9]
 
 def num(x):
     try:
@@ -383,15 +399,15 @@ if srows:
         if r and num(r[8]):
             lc_event_us[n] = num(r[8])
 
-if num(floor):
+floors = [l.rstrip("\n").split("\t") for l in open(floor_tsv) if l.strip()]
+if floors:
     print()
-    print("Server CPU per delivered event vs the kernel floor (one ~100-byte write() to an established loopback socket, write-floor on CPU 0):")
-    print("  floor, client never reads:            %.2f us per write" % float(floor))
-    if num(floor_drain):
-        print("  floor, client reads with epoll (CPU 1): %.2f us per write" % float(floor_drain))
-    for n, us in lc_event_us.items():
-        line = "  logcast, %s streams: %.2f us per event = %.2fx the floor" % (n, us, us / float(floor))
-        if num(floor_drain):
-            line += ", %.2fx the reading-client floor" % (us / float(floor_drain))
-        print(line)
+    print("Server CPU per delivered event vs the kernel floor: write-floor, one ~100-byte write() to each of N")
+    print("established loopback sockets, 20 rounds 500 ms apart, on CPU 0, measured right after logcast's run:")
+    print("%-8s %18s %22s %24s %10s %12s" % ("streams", "logcast us/event", "floor us (no reader)", "floor us (epoll reader)", "ratio", "ratio (rdr)"))
+    for n, f0, f1 in floors:
+        us = lc_event_us.get(n)
+        r0 = "%.2fx" % (us / num(f0)) if us and num(f0) else "-"
+        r1 = "%.2fx" % (us / num(f1)) if us and num(f1) else "-"
+        print("%-8s %18s %22s %24s %10s %12s" % (n, "%.2f" % us if us else "-", f0 or "-", f1 or "-", r0, r1))
 PY

@@ -13,6 +13,15 @@ use rustix::net::{AddressFamily, SocketType};
 
 /// Binds a listening socket; `reuse_port` lets sibling workers share it.
 pub fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    let fd = bound_socket(addr, reuse_port)?;
+    rustix::net::listen(&fd, 4096)?;
+    let listener = TcpListener::from(fd);
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// A TCP socket bound to `addr`, not yet listening.
+fn bound_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<OwnedFd> {
     let family = if addr.is_ipv4() {
         AddressFamily::INET
     } else {
@@ -24,25 +33,14 @@ pub fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
         rustix::net::sockopt::set_socket_reuseport(&fd, true)?;
     }
     rustix::net::bind(&fd, &addr)?;
-    rustix::net::listen(&fd, 4096)?;
-    let listener = TcpListener::from(fd);
-    listener.set_nonblocking(true)?;
-    Ok(listener)
+    Ok(fd)
 }
 
 /// Binds, but does not listen on, a reuse-port socket: it holds the port for
 /// a supervisor's workers (a plain `bind` by anyone else now fails) without
 /// taking part in accepting, since only listening sockets receive connections.
 pub fn reserve(addr: SocketAddr) -> io::Result<(OwnedFd, SocketAddr)> {
-    let family = if addr.is_ipv4() {
-        AddressFamily::INET
-    } else {
-        AddressFamily::INET6
-    };
-    let fd = rustix::net::socket(family, SocketType::STREAM, None)?;
-    rustix::net::sockopt::set_socket_reuseaddr(&fd, true)?;
-    rustix::net::sockopt::set_socket_reuseport(&fd, true)?;
-    rustix::net::bind(&fd, &addr)?;
+    let fd = bound_socket(addr, true)?;
     let local = match rustix::net::getsockname(&fd)? {
         rustix::net::SocketAddrAny::V4(a) => SocketAddr::V4(a),
         rustix::net::SocketAddrAny::V6(a) => SocketAddr::V6(a),

@@ -15,9 +15,9 @@
 
 mod common;
 
-use common::{eventually, parse_event, read_response, signal, wait_timeout, Daemon, Event};
+use common::{eventually, read_response, signal, wait_timeout, Daemon, Event, SseStream};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -154,61 +154,38 @@ fn converge_everywhere(
     }
 }
 
-/// A minimal SSE reader over a connection this file opened itself.
+/// A stream and the worker that holds it.
 struct Sse {
-    sock: TcpStream,
-    buf: Vec<u8>,
+    stream: SseStream,
     worker: usize,
 }
 
 impl Sse {
     fn next_event(&mut self, limit: Duration) -> Option<Event> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(pos) = self.buf.windows(2).position(|w| w == b"\n\n") {
-                let block: Vec<u8> = self.buf.drain(..pos + 2).collect();
-                return Some(parse_event(&block[..pos + 1]));
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return None;
-            }
-            self.sock.set_read_timeout(Some(deadline - now)).ok()?;
-            let mut chunk = [0u8; 65536];
-            match self.sock.read(&mut chunk) {
-                Ok(0) | Err(_) => return None,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-            }
-        }
+        self.stream.next_event(limit)
     }
 
     /// Every event until the server closes the connection (or `limit` passes:
     /// then the last element is not an end/shutdown event, and the caller's
     /// assertions say so).
     fn read_to_close(&mut self, limit: Duration) -> Vec<Event> {
-        let deadline = Instant::now() + limit;
-        let mut all = Vec::new();
-        while let Some(ev) = self.next_event(deadline.saturating_duration_since(Instant::now())) {
-            all.push(ev);
-        }
-        all
+        self.stream.read_to_close(limit)
     }
 }
 
 /// Opens a stream on a fresh connection, learning its worker first.
 fn open_stream(d: &Daemon, target: &str) -> Sse {
-    let (mut sock, worker) = connect_known(d);
-    let req = format!("GET {target} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n");
-    sock.write_all(req.as_bytes())
-        .expect("write stream request");
-    let head = read_response(&mut sock, true).expect("stream head");
-    assert_eq!(head.status, 200, "stream {target} on worker {worker}");
-    assert_eq!(head.header("content-type"), Some("text/event-stream"));
-    Sse {
-        sock,
-        buf: Vec::new(),
-        worker,
-    }
+    let (sock, worker) = connect_known(d);
+    let stream = SseStream::on(sock, target, &[]);
+    assert_eq!(
+        stream.head.status, 200,
+        "stream {target} on worker {worker}"
+    );
+    assert_eq!(
+        stream.head.header("content-type"),
+        Some("text/event-stream")
+    );
+    Sse { stream, worker }
 }
 
 /// Opens streams of `target` until there are at least `min` of them and they

@@ -14,9 +14,9 @@
 //! client would (which adds the cost of waking it to the writer's side).
 //!
 //! CPU time is the thread's on-CPU time from /proc/thread-self/schedstat
-//! (nanoseconds; this includes the loopback receive path, which runs in the
-//! writer's context), cross-checked with utime+stime from /proc/self/stat
-//! (clock ticks). Output: per round µs of CPU and wall time per write, and
+//! (nanoseconds, read right after a sched_yield so that it is current; this
+//! includes the loopback receive path, which runs in the writer's context),
+//! cross-checked with utime+stime from /proc/self/stat (clock ticks). Output: per round µs of CPU and wall time per write, and
 //! the median over rounds.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -66,8 +66,11 @@ fn raise_nofile() -> u64 {
     getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
 }
 
-/// On-CPU nanoseconds of the calling thread.
+/// On-CPU nanoseconds of the calling thread. The kernel brings a running
+/// thread's count up to date only at scheduler ticks (4 ms at HZ=250) or when
+/// it is switched out: sched_yield() first makes the reading exact.
 fn thread_cpu_ns() -> Option<u64> {
+    rustix::process::sched_yield();
     let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
     s.split_whitespace().next()?.parse().ok()
 }

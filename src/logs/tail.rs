@@ -119,7 +119,10 @@ impl Tail {
         let meta = match fs::metadata(&self.path) {
             Ok(meta) => meta,
             // "Not a directory": the log dir itself was replaced by a file.
-            Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory => {
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.kind() == io::ErrorKind::NotADirectory =>
+            {
                 let since = *self.missing_since_ms.get_or_insert(now_ms);
                 return if now_ms.saturating_sub(since) >= DELETED_AFTER_MS {
                     Change::Deleted

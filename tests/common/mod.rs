@@ -316,7 +316,12 @@ pub struct Event {
 impl SseStream {
     /// Opens `GET target` with extra header lines (each "Name: value").
     pub fn open(d: &Daemon, target: &str, extra_headers: &[&str]) -> SseStream {
-        let mut sock = d.connect();
+        SseStream::on(d.connect(), target, extra_headers)
+    }
+
+    /// Sends the stream request on a connection the caller already holds
+    /// (for example one whose earlier response said which worker it reached).
+    pub fn on(mut sock: TcpStream, target: &str, extra_headers: &[&str]) -> SseStream {
         let mut req =
             format!("GET {target} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n");
         for h in extra_headers {

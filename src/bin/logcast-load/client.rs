@@ -35,6 +35,8 @@ pub struct Config {
     pub ramp: f64,
     /// Source addresses to bind to before connecting; empty = let the kernel pick.
     pub sources: Vec<Ipv4Addr>,
+    /// Source ports to use with `sources` (inclusive).
+    pub port_range: (u16, u16),
     /// This worker's index and the number of workers: local connection j is
     /// global connection `index + j * count`, which picks its source address.
     pub index: usize,
@@ -231,8 +233,32 @@ impl Worker {
             None,
         )?;
         if !self.cfg.sources.is_empty() {
-            let src = self.cfg.sources[global % self.cfg.sources.len()];
-            rustix::net::bind_v4(&fd, &SocketAddrV4::new(src, 0))?;
+            // The source port is chosen here, not by bind(addr, 0): the
+            // kernel's search for a free port to bind scans the bound ports
+            // and, with tens of thousands bound, costs milliseconds per
+            // socket (a 100,000-stream ramp stalls in inet_csk_get_port).
+            // Global connection g takes port lo + g / K of address g % K,
+            // so the workers never pick the same one; a port taken by
+            // someone else is replaced by a random one.
+            // SO_REUSEADDR: a port whose last connection is in TIME_WAIT
+            // may be bound again.
+            rustix::net::sockopt::set_socket_reuseaddr(&fd, true)?;
+            let k = self.cfg.sources.len();
+            let src = self.cfg.sources[global % k];
+            let (lo, hi) = self.cfg.port_range;
+            let span = (hi - lo) as usize + 1;
+            let mut port = lo + ((global / k) % span) as u16;
+            let mut tries = 0;
+            loop {
+                match rustix::net::bind_v4(&fd, &SocketAddrV4::new(src, port)) {
+                    Ok(()) => break,
+                    Err(e) if e == rustix::io::Errno::ADDRINUSE && tries < 32 => {
+                        tries += 1;
+                        port = lo + (rand::random::<u32>() as usize % span) as u16;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
         match rustix::net::connect_v4(&fd, &self.cfg.target) {
             Ok(()) => {}
@@ -495,10 +521,11 @@ impl Worker {
         mut self,
         mut poll: Poll,
         control: Arc<Control>,
-        mut on_ready: impl FnMut(&Totals, Duration),
+        mut on_progress: impl FnMut(&Totals, bool),
     ) -> io::Result<Outcome> {
         let mut events = Events::with_capacity(1024);
         let mut ready = false;
+        let mut last_progress = Instant::now();
         let mut cpu_at_ready = 0u64;
         let me = std::process::id();
         loop {
@@ -510,12 +537,17 @@ impl Worker {
             let due = if self.cfg.ramp > 0.0 {
                 ((elapsed * self.cfg.ramp) as usize + 1).min(self.cfg.streams)
             } else {
-                (self.conns.len() + 1000).min(self.cfg.streams)
+                self.cfg.streams
             };
-            while self.conns.len() < due {
+            // at most 256 at a time, so that established ones are served
+            let mut budget = 256;
+            while self.conns.len() < due && budget > 0 && !control.stop.load(Ordering::Relaxed) {
                 self.start_one(&poll);
+                budget -= 1;
             }
-            let timeout = if self.conns.len() < self.cfg.streams {
+            let timeout = if self.conns.len() < due {
+                Duration::ZERO
+            } else if self.conns.len() < self.cfg.streams {
                 if self.cfg.ramp > 0.0 {
                     let next = (self.conns.len() as f64) / self.cfg.ramp;
                     Duration::from_secs_f64((next - elapsed).clamp(0.001, 0.1))
@@ -542,7 +574,10 @@ impl Worker {
                 ready = true;
                 self.totals.ramp_ms = self.start.elapsed().as_millis() as u64;
                 cpu_at_ready = crate::procstat::cpu_ticks(me).unwrap_or(0);
-                on_ready(&self.totals, self.start.elapsed());
+                on_progress(&self.totals, true);
+            } else if !ready && last_progress.elapsed() >= Duration::from_secs(2) {
+                last_progress = Instant::now();
+                on_progress(&self.totals, false);
             }
         }
         if ready {

@@ -8,7 +8,9 @@
 //! one `RESULT` line each; the parent sums them exactly.
 //!
 //! Parent <-> worker protocol, one line each way:
-//! worker stdout: `READY connected=N failed=N ramp_ms=N`, then
+//! worker stdout: `PROGRESS attempted=N connected=N failed=N ramp_ms=N` every
+//! 2 s during the ramp, `READY ...` (same fields) once every stream has got
+//! its 200 head or failed, then
 //! `RESULT key=value ... statuses=code:n,... lat=<hist> conn=<hist>`;
 //! worker stdin: `STOP <marks written>` (EOF also stops it).
 
@@ -52,7 +54,9 @@ usage: logcast-load [OPTIONS]
   --json                print one JSON line on stdout (the table goes to stderr)
   --help
 Latencies are now - embedded time of each mark, per stream, in ms. CPU is
-utime+stime from /proc/PID/stat in clock ticks (getconf CLK_TCK, usually 100/s).";
+on-CPU time from /proc/PID/task/*/schedstat (ns), or where that is missing
+utime+stime from /proc/PID/stat in clock ticks (getconf CLK_TCK, usually 100/s;
+the ticks figure is reported too, as a cross-check).";
 
 struct Opts {
     host: String,
@@ -286,6 +290,7 @@ fn worker_main(o: Opts) {
         streams: o.streams,
         ramp: o.ramp,
         sources: o.sources.clone(),
+        port_range: local_port_range(),
         index: o.child_index,
         count: o.child_count.max(1),
         timeout: Duration::from_secs_f64(o.timeout),
@@ -321,9 +326,11 @@ fn worker_main(o: Opts) {
             let _ = waker.wake();
         });
     }
-    let out = Worker::new(cfg).run(poll, control, |t, _| {
+    let out = Worker::new(cfg).run(poll, control, |t, ready| {
         println!(
-            "READY connected={} failed={} ramp_ms={}",
+            "{} attempted={} connected={} failed={} ramp_ms={}",
+            if ready { "READY" } else { "PROGRESS" },
+            t.attempted,
             t.connected,
             t.failed(),
             t.ramp_ms
@@ -412,17 +419,23 @@ fn parse_result(line: &str, m: &mut Merged) -> Result<(), String> {
 
 // ---------------------------------------------------------------- parent
 
-fn port_range() -> u64 {
+/// The kernel's ephemeral port range (inclusive), 32768..=60999 if unknown.
+fn local_port_range() -> (u16, u16) {
     std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|s| {
-            let v: Vec<u64> = s
+            let v: Vec<u16> = s
                 .split_whitespace()
                 .filter_map(|x| x.parse().ok())
                 .collect();
-            (v.len() == 2 && v[1] >= v[0]).then(|| v[1] - v[0] + 1)
+            (v.len() == 2 && v[1] >= v[0] && v[0] > 0).then(|| (v[0], v[1]))
         })
-        .unwrap_or(28_232)
+        .unwrap_or((32768, 60999))
+}
+
+fn port_range() -> u64 {
+    let (lo, hi) = local_port_range();
+    (hi - lo) as u64 + 1
 }
 
 struct Report {
@@ -438,6 +451,8 @@ struct Report {
     cpu_idle_pct: Option<f64>,
     cpu_hold_pct: f64,
     cpu_marks_secs: f64,
+    cpu_marks_secs_ticks: f64,
+    cpu_source: &'static str,
     hold_window_secs: f64,
     loadgen_cpu_pct: f64,
     target: String,
@@ -613,13 +628,15 @@ impl Report {
             row(
                 "daemon CPU",
                 format!(
-                    "idle {}, hold {:.2} % over {:.1} s, {:.3} s during marks = {:.2} us per event received (CLK_TCK {})",
+                    "idle {}, hold {:.2} % over {:.1} s, {:.3} s during marks = {:.2} us per event received ({}; utime+stime: {:.2} s at CLK_TCK {})",
                     self.cpu_idle_pct
                         .map_or("-".to_string(), |p| format!("{p:.2} %")),
                     self.cpu_hold_pct,
                     self.hold_window_secs,
                     self.cpu_marks_secs,
                     self.cpu_per_event_us(),
+                    self.cpu_source,
+                    self.cpu_marks_secs_ticks,
                     self.clk
                 ),
             );
@@ -660,7 +677,7 @@ impl Report {
                 "\"mark_first_ms\": {{\"mean\": {:.3}, \"max\": {:.3}}}, \"mark_spread_ms\": {{\"mean\": {:.3}, \"max\": {:.3}}}, \"marks_lost\": {}, ",
                 "\"rss_base_kib\": {}, \"rss_kib\": {}, \"rss_end_kib\": {}, \"rss_per_stream_bytes\": {}, ",
                 "\"cpu_idle_pct\": {}, \"cpu_hold_pct\": {}, \"hold_window_secs\": {:.3}, \"cpu_marks_secs\": {}, \"cpu_per_event_us\": {}, ",
-                "\"clk_tck\": {}, \"loadgen_cpu_pct\": {:.2}}}"
+                "\"cpu_source\": \"{}\", \"cpu_marks_secs_ticks\": {}, \"clk_tck\": {}, \"loadgen_cpu_pct\": {:.2}}}"
             ),
             self.target,
             t.attempted,
@@ -713,6 +730,8 @@ impl Report {
             self.hold_window_secs,
             daemon(format!("{:.3}", self.cpu_marks_secs)),
             daemon(format!("{:.3}", self.cpu_per_event_us())),
+            self.cpu_source,
+            daemon(format!("{:.3}", self.cpu_marks_secs_ticks)),
             self.clk,
             self.loadgen_cpu_pct,
         )
@@ -844,20 +863,30 @@ fn parent_main(o: Opts) {
     );
 
     // wait until every worker has every stream connected (or failed)
-    let mut ready = vec![false; processes];
+    // per worker: (ready, attempted, connected, failed) from its last line
+    let mut progress = vec![(false, 0u64, 0u64, 0u64); processes];
     let mut results: Vec<Option<String>> = vec![None; processes];
-    let mut ready_connected = 0u64;
-    let mut ready_failed = 0u64;
-    let wait_until = Instant::now() + Duration::from_secs_f64(ramp_secs + o.timeout + 60.0);
-    while ready.iter().any(|r| !r) {
+    let wait_until = Instant::now() + Duration::from_secs_f64(2.0 * ramp_secs + o.timeout + 60.0);
+    let mut last_report = Instant::now();
+    let mut incomplete = false;
+    let sum = |p: &[(bool, u64, u64, u64)]| {
+        p.iter()
+            .fold((0, 0, 0), |a, x| (a.0 + x.1, a.1 + x.2, a.2 + x.3))
+    };
+    while progress.iter().any(|r| !r.0) {
         let left = wait_until.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(Msg::Line(i, l)) if l.starts_with("READY") => {
-                ready[i] = true;
+        match rx.recv_timeout(left.min(Duration::from_secs(1))) {
+            Ok(Msg::Line(i, l)) if l.starts_with("READY") || l.starts_with("PROGRESS") => {
+                let p = &mut progress[i];
+                p.0 = l.starts_with("READY");
                 for kv in l.split_whitespace().skip(1) {
-                    match kv.split_once('=') {
-                        Some(("connected", v)) => ready_connected += v.parse::<u64>().unwrap_or(0),
-                        Some(("failed", v)) => ready_failed += v.parse::<u64>().unwrap_or(0),
+                    let v = kv
+                        .split_once('=')
+                        .map(|(k, v)| (k, v.parse::<u64>().unwrap_or(0)));
+                    match v {
+                        Some(("attempted", v)) => p.1 = v,
+                        Some(("connected", v)) => p.2 = v,
+                        Some(("failed", v)) => p.3 = v,
                         _ => {}
                     }
                 }
@@ -868,35 +897,50 @@ fn parent_main(o: Opts) {
                 kill_all(&mut children);
                 die(&format!("worker {i} exited before it was ready"));
             }
-            Err(_) => {
-                kill_all(&mut children);
-                die("workers not ready in time");
-            }
+            Err(_) => {}
+        }
+        if Instant::now() >= wait_until {
+            let (a, c, f) = sum(&progress);
+            eprintln!(
+                "logcast-load: not every stream resolved in time ({a} started, {c} connected, {f} failed): stopping"
+            );
+            incomplete = true;
+            break;
+        }
+        if last_report.elapsed() >= Duration::from_secs(5) {
+            last_report = Instant::now();
+            let (a, c, f) = sum(&progress);
+            eprintln!("logcast-load: ramp: {a} started, {c} connected, {f} failed");
         }
     }
     let t_ready = Instant::now();
-    eprintln!(
-        "logcast-load: ramp done: {ready_connected} connected, {ready_failed} failed, in {:.1} s",
-        run_start_ns.abs_diff(unix_ns()) as f64 / 1e9
-    );
+    let (_, ready_connected, ready_failed) = sum(&progress);
+    if !incomplete {
+        eprintln!(
+            "logcast-load: ramp done: {ready_connected} connected, {ready_failed} failed, in {:.1} s",
+            run_start_ns.abs_diff(unix_ns()) as f64 / 1e9
+        );
+    }
     // let the daemon settle, then measure what the idle streams cost
-    std::thread::sleep(Duration::from_millis(500));
+    if !incomplete {
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let held = procstat::sample(&pids);
     let mut cpu_idle_pct = None;
-    if o.idle_secs > 0.0 {
+    if o.idle_secs > 0.0 && !incomplete {
         let t0 = Instant::now();
         let a = procstat::sample(&pids);
         std::thread::sleep(Duration::from_secs_f64(o.idle_secs));
         let b = procstat::sample(&pids);
         let secs = t0.elapsed().as_secs_f64();
-        cpu_idle_pct = Some(b.ticks.saturating_sub(a.ticks) as f64 / clk as f64 / secs * 100.0);
+        cpu_idle_pct = Some(a.cpu_secs_until(&b, clk) / secs * 100.0);
     }
 
     // the hold, with marks
     let hold_t0 = Instant::now();
     let hold_s0 = procstat::sample(&pids);
     let mut written = 0u64;
-    if let Some(path) = &o.mark_file {
+    if let Some(path) = o.mark_file.as_ref().filter(|_| !incomplete) {
         let mut f = OpenOptions::new()
             .create(true)
             .append(true)
@@ -932,10 +976,15 @@ fn parent_main(o: Opts) {
         }
     }
     let hold_end = hold_t0 + Duration::from_secs_f64(o.hold);
-    if let Some(d) = hold_end.checked_duration_since(Instant::now()) {
+    if let Some(d) = hold_end
+        .checked_duration_since(Instant::now())
+        .filter(|_| !incomplete)
+    {
         std::thread::sleep(d);
     }
-    std::thread::sleep(Duration::from_millis(o.drain_ms));
+    if !incomplete {
+        std::thread::sleep(Duration::from_millis(o.drain_ms));
+    }
     let hold_s1 = procstat::sample(&pids);
     let hold_window_secs = hold_t0.elapsed().as_secs_f64();
     let end = procstat::sample(&pids);
@@ -977,7 +1026,13 @@ fn parent_main(o: Opts) {
         }
     }
     let stop_secs = t_stop.duration_since(t_ready).as_secs_f64().max(1e-3);
-    let cpu_marks_secs = hold_s1.ticks.saturating_sub(hold_s0.ticks) as f64 / clk as f64;
+    let cpu_marks_secs = hold_s0.cpu_secs_until(&hold_s1, clk);
+    let cpu_marks_secs_ticks = hold_s0.ticks_secs_until(&hold_s1, clk);
+    let cpu_source = if hold_s0.ns.is_some() && hold_s1.ns.is_some() {
+        "schedstat"
+    } else {
+        "ticks"
+    };
     let report = Report {
         loadgen_cpu_pct: merged.totals.self_cpu_ticks as f64 / clk as f64 / stop_secs * 100.0,
         merged,
@@ -992,6 +1047,8 @@ fn parent_main(o: Opts) {
         cpu_idle_pct,
         cpu_hold_pct: cpu_marks_secs / hold_window_secs * 100.0,
         cpu_marks_secs,
+        cpu_marks_secs_ticks,
+        cpu_source,
         hold_window_secs,
         target: format!("http://{}:{}{}", o.host, o.port, o.path),
     };
@@ -1002,6 +1059,9 @@ fn parent_main(o: Opts) {
         print!("{}", report.table());
     }
     let t = &report.merged.totals;
+    if incomplete {
+        std::process::exit(1);
+    }
     if o.expect_marks && (t.streams_missing_marks > 0 || t.connected < t.attempted || written == 0)
     {
         eprintln!(

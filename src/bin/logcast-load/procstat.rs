@@ -45,6 +45,20 @@ fn parse_stat_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// On-CPU nanoseconds of a process: the sum over its threads of
+/// /proc/PID/task/TID/schedstat (exact, where utime+stime are sampled in
+/// clock ticks). None when schedstat is not available.
+pub fn cpu_ns(pid: u32) -> Option<u64> {
+    let mut total = 0u64;
+    let mut any = false;
+    for t in fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+        let s = fs::read_to_string(t.path().join("schedstat")).ok()?;
+        total += s.split_whitespace().next()?.parse::<u64>().ok()?;
+        any = true;
+    }
+    any.then_some(total)
+}
+
 /// `pid` and all its descendants (through /proc/PID/task/TID/children).
 pub fn with_descendants(pid: u32) -> Vec<u32> {
     let mut out = vec![pid];
@@ -73,15 +87,39 @@ pub fn with_descendants(pid: u32) -> Vec<u32> {
 pub struct Sample {
     pub rss_kib: u64,
     pub ticks: u64,
+    /// On-CPU ns from schedstat; None if any process lacked it.
+    pub ns: Option<u64>,
     pub alive: usize,
 }
 
+impl Sample {
+    /// CPU seconds from `self` to `later`: schedstat when both have it,
+    /// else clock ticks.
+    pub fn cpu_secs_until(&self, later: &Sample, clk: u64) -> f64 {
+        match (self.ns, later.ns) {
+            (Some(a), Some(b)) => b.saturating_sub(a) as f64 / 1e9,
+            _ => later.ticks.saturating_sub(self.ticks) as f64 / clk as f64,
+        }
+    }
+
+    pub fn ticks_secs_until(&self, later: &Sample, clk: u64) -> f64 {
+        later.ticks.saturating_sub(self.ticks) as f64 / clk as f64
+    }
+}
+
 pub fn sample(pids: &[u32]) -> Sample {
-    let mut s = Sample::default();
+    let mut s = Sample {
+        ns: Some(0),
+        ..Sample::default()
+    };
     for &p in pids {
         if let (Some(r), Some(t)) = (rss_kib(p), cpu_ticks(p)) {
             s.rss_kib += r;
             s.ticks += t;
+            s.ns = match (s.ns, cpu_ns(p)) {
+                (Some(a), Some(b)) => Some(a + b),
+                _ => None,
+            };
             s.alive += 1;
         }
     }
@@ -109,6 +147,15 @@ mod tests {
         let me = std::process::id();
         assert!(rss_kib(me).unwrap() > 0);
         assert!(cpu_ticks(me).is_some());
+        if let Some(a) = cpu_ns(me) {
+            // burn ~50 ms: schedstat advances at scheduler ticks
+            let t = std::time::Instant::now();
+            let mut x = 0u64;
+            while t.elapsed() < std::time::Duration::from_millis(50) {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+            assert!(cpu_ns(me).unwrap() > a);
+        }
         assert!(with_descendants(me).contains(&me));
     }
 }
