@@ -25,11 +25,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "\
-usage: write-floor [--sockets N] [--rounds R] [--frame-bytes B] [--pause-ms MS] [--drain] [--json]
+usage: write-floor [--sockets N] [--rounds R] [--frame-bytes B] [--pause-ms MS] [--drain] [--client-cpu N] [--json]
   --sockets N       established loopback connections (default 10000)
   --rounds R        rounds of one write per socket (default 20)
   --frame-bytes B   bytes per write, an SSE frame (default 100)
-  --pause-ms MS     pause between rounds, not measured (default 50)
+  --pause-ms MS     pause between rounds, not measured (default 500: events at 2/s;
+                    a longer pause leaves colder caches and costs more per write)
   --drain           the client side reads (epoll) instead of never reading
   --client-cpu N    run the client side under `taskset -c N` (e.g. the CPU a load
                     generator uses, so that its wake-ups cost what they cost there)
@@ -198,7 +199,7 @@ fn main() {
         sockets: 10_000,
         rounds: 20,
         frame_bytes: 100,
-        pause_ms: 50,
+        pause_ms: 500,
         drain: false,
         client_cpu: None,
         json: false,
