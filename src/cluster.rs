@@ -23,6 +23,8 @@ pub struct Cluster {
     pub index: usize,
     pub workers: usize,
     pub state_dir: PathBuf,
+    /// `--max-connections` of the whole daemon.
+    pub max_connections: usize,
 }
 
 /// Another worker's latest figures.
@@ -37,6 +39,7 @@ pub struct Snapshot {
 pub const ENV_INDEX: &str = "LOGCAST_WORKER";
 pub const ENV_COUNT: &str = "LOGCAST_WORKERS";
 pub const ENV_STATE: &str = "LOGCAST_STATE_DIR";
+pub const ENV_MAX_CONNECTIONS: &str = "LOGCAST_MAX_CONNECTIONS";
 
 impl Cluster {
     /// The cluster this worker belongs to, from the supervisor's environment.
@@ -44,10 +47,12 @@ impl Cluster {
         let index = std::env::var(ENV_INDEX).ok()?.parse().ok()?;
         let workers = std::env::var(ENV_COUNT).ok()?.parse().ok()?;
         let state_dir = PathBuf::from(std::env::var_os(ENV_STATE)?);
+        let max_connections = std::env::var(ENV_MAX_CONNECTIONS).ok()?.parse().ok()?;
         Some(Cluster {
             index,
             workers,
             state_dir,
+            max_connections,
         })
     }
 
@@ -132,11 +137,13 @@ mod tests {
             index: 0,
             workers: 2,
             state_dir: dir.clone(),
+            max_connections: 10,
         };
         let b = Cluster {
             index: 1,
             workers: 2,
             state_dir: dir.clone(),
+            max_connections: 10,
         };
         let m = Metrics {
             streams_open: 5,

@@ -20,7 +20,7 @@ use rustix::process::{kill_process, Pid, Signal};
 use signal_hook::consts::{SIGCHLD, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
-use crate::cluster::{Cluster, ENV_COUNT, ENV_INDEX, ENV_STATE};
+use crate::cluster::{Cluster, ENV_COUNT, ENV_INDEX, ENV_MAX_CONNECTIONS, ENV_STATE};
 use crate::config::Config;
 
 /// A worker that lived this long before dying is restarted at once.
@@ -99,6 +99,12 @@ impl Supervisor {
             std::env::current_exe().map_err(|e| format!("logcast: cannot find own binary: {e}"))?;
         let c = &self.config;
         let share = |total: usize| total.div_ceil(count).to_string();
+        // SO_REUSEPORT does not spread connections exactly evenly: a worker
+        // may hold up to 25% more than its share, while the whole daemon is
+        // held to the total through the workers' published counts.
+        let conn_cap = (c.max_connections.div_ceil(count) * 5)
+            .div_ceil(4)
+            .min(c.max_connections);
         let mut child = Command::new(exe)
             .arg("--bind")
             .arg(c.bind.to_string())
@@ -117,12 +123,13 @@ impl Supervisor {
             .arg("--idle-timeout-ms")
             .arg(c.idle_timeout_ms.to_string())
             .arg("--max-connections")
-            .arg(share(c.max_connections))
+            .arg(conn_cap.to_string())
             .arg("--max-writers")
             .arg(share(c.max_writers))
             .env(ENV_INDEX, index.to_string())
             .env(ENV_COUNT, count.to_string())
             .env(ENV_STATE, &self.state_dir)
+            .env(ENV_MAX_CONNECTIONS, c.max_connections.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()

@@ -739,3 +739,49 @@ fn workers_stop_when_the_supervisor_is_killed() {
         d.addr
     );
 }
+
+/// `--max-connections` is for the whole daemon: once the workers' snapshots
+/// (published every second) show the total reached, every worker refuses
+/// with 503; below it again, connections are accepted.
+#[test]
+fn max_connections_holds_for_the_whole_daemon() {
+    let d = Daemon::start(&["--workers", "2", "--max-connections", "4"]);
+    let mut kept = Vec::new();
+    for _ in 0..50 {
+        if kept.len() == 4 {
+            break;
+        }
+        let mut s = d.connect();
+        if ask(&mut s, "GET", "/healthz").status == 200 {
+            kept.push(s);
+        }
+    }
+    assert_eq!(
+        kept.len(),
+        4,
+        "could not hold 4 connections under a limit of 4"
+    );
+    // A worker reads its siblings' counts when it publishes its own, from
+    // files they wrote up to a second earlier: up to two seconds stale.
+    std::thread::sleep(Duration::from_millis(2500));
+    for i in 0..10 {
+        let mut s = d.connect();
+        let r = ask(&mut s, "GET", "/healthz");
+        assert_eq!(
+            r.status,
+            503,
+            "connection {i} over the daemon-wide limit: {}",
+            r.text()
+        );
+    }
+    kept.truncate(2);
+    std::thread::sleep(Duration::from_millis(2500));
+    let accepted = (0..20).any(|_| {
+        let mut s = d.connect();
+        ask(&mut s, "GET", "/healthz").status == 200
+    });
+    assert!(
+        accepted,
+        "below the limit again, no connection was accepted"
+    );
+}

@@ -25,13 +25,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "\
-usage: write-floor [--sockets N] [--rounds R] [--frame-bytes B] [--pause-ms MS] [--drain] [--client-cpu N] [--json]
+usage: write-floor [--sockets N] [--rounds R] [--frame-bytes B] [--pause-ms MS] [--drain] [--client-cpu N] [--nodelay] [--json]
   --sockets N       established loopback connections (default 10000)
   --rounds R        rounds of one write per socket (default 20)
   --frame-bytes B   bytes per write, an SSE frame (default 100)
   --pause-ms MS     pause between rounds, not measured (default 500: events at 2/s;
                     a longer pause leaves colder caches and costs more per write)
   --drain           the client side reads (epoll) instead of never reading
+  --nodelay         set TCP_NODELAY on the writing sockets (as logcast does)
   --client-cpu N    run the client side under `taskset -c N` (e.g. the CPU a load
                     generator uses, so that its wake-ups cost what they cost there)
   --json            one JSON line on stdout";
@@ -41,6 +42,8 @@ struct Opts {
     rounds: usize,
     frame_bytes: usize,
     pause_ms: u64,
+    /// Set TCP_NODELAY on the writing sockets, as logcast does on its streams.
+    nodelay: bool,
     drain: bool,
     client_cpu: Option<String>,
     json: bool,
@@ -200,6 +203,7 @@ fn main() {
         rounds: 20,
         frame_bytes: 100,
         pause_ms: 500,
+        nodelay: false,
         drain: false,
         client_cpu: None,
         json: false,
@@ -214,6 +218,10 @@ fn main() {
             "--frame-bytes" => o.frame_bytes = num(a, args.get(i)),
             "--pause-ms" => o.pause_ms = num(a, args.get(i)),
             "--client-cpu" => o.client_cpu = Some(num::<u32>(a, args.get(i)).to_string()),
+            "--nodelay" => {
+                o.nodelay = true;
+                continue;
+            }
             "--drain" => {
                 o.drain = true;
                 continue;
@@ -266,7 +274,12 @@ fn main() {
     let mut accepted = Vec::with_capacity(o.sockets);
     while accepted.len() < o.sockets {
         match listener.accept() {
-            Ok((s, _)) => accepted.push(s),
+            Ok((s, _)) => {
+                if o.nodelay {
+                    let _ = s.set_nodelay(true);
+                }
+                accepted.push(s)
+            }
             Err(e) => {
                 let _ = helper.kill();
                 die(&format!("accept: {e}"));

@@ -78,6 +78,8 @@ pub struct Server {
     expired: Vec<Timer>,
     /// Set when this reactor is one of several worker processes.
     pub(crate) cluster: Option<Cluster>,
+    /// Connections of the other workers at their last snapshot.
+    sibling_connections: usize,
 }
 
 impl Server {
@@ -109,6 +111,7 @@ impl Server {
             accept_starved: false,
             expired: Vec::new(),
             cluster: None,
+            sibling_connections: 0,
         })
     }
 
@@ -125,6 +128,11 @@ impl Server {
         if let Err(e) = cluster.publish(&self.metrics, self.engine.subscriber_counts()) {
             log::warn!("cannot publish worker state: {e}");
         }
+        let others = cluster.others();
+        self.sibling_connections = others
+            .iter()
+            .map(|s| s.values.first().copied().unwrap_or(0) as usize)
+            .sum();
         self.timers
             .insert(now + crate::cluster::PUBLISH_MS, Timer::Publish);
     }
@@ -228,7 +236,7 @@ impl Server {
     }
 
     fn admit(&mut self, mut socket: TcpStream, peer: SocketAddr) {
-        if self.conns.len() >= self.config.max_connections {
+        if self.at_connection_limit() {
             self.refuse(socket);
             return;
         }
@@ -250,6 +258,19 @@ impl Server {
         self.metrics.connections_open += 1;
         self.metrics.connections_accepted += 1;
         log::debug!("conn {key}: accepted from {peer}");
+    }
+
+    /// This reactor's own cap, and in a worker also the whole daemon's
+    /// (its siblings' connections as of their last snapshot).
+    fn at_connection_limit(&self) -> bool {
+        let own = self.conns.len();
+        if own >= self.config.max_connections {
+            return true;
+        }
+        match &self.cluster {
+            Some(c) => own + self.sibling_connections >= c.max_connections,
+            None => false,
+        }
     }
 
     /// Over `--max-connections`: one best-effort 503, then close.
