@@ -104,15 +104,8 @@ stop_pid() { # stop one process we started, and forget it
 }
 
 # ---- prerequisites -----------------------------------------------------------
-apt_updated=0
-apt_install() {
-  [ "$(id -u)" -eq 0 ] || return 1
-  if [ "$apt_updated" = 0 ]; then
-    DEBIAN_FRONTEND=noninteractive timeout 300 apt-get update -qq >&2 || return 1
-    apt_updated=1
-  fi
-  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq "$@" >&2
-}
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 command -v curl >/dev/null || apt_install curl || die "curl is needed"
 command -v python3 >/dev/null || apt_install python3 || die "python3 is needed"
 command -v taskset >/dev/null || apt_install util-linux || die "taskset is needed"
@@ -124,19 +117,7 @@ NGINX_BIN="$(command -v nginx || echo /usr/sbin/nginx)"
 
 if [ "$DO_HTTP" = 1 ]; then
   command -v wrk >/dev/null || { say "installing wrk (apt)"; apt_install wrk || say "cannot install wrk"; }
-  OHA="$(command -v oha || echo "$HOME/.cargo/bin/oha")"
-  if [ ! -x "$OHA" ] && pgrep -f 'cargo install.*oha' >/dev/null 2>&1; then
-    say "oha is being installed by another process: waiting for it (at most 20 min)"
-    for _ in $(seq 1 240); do
-      [ -x "$OHA" ] && break
-      pgrep -f 'cargo install.*oha' >/dev/null 2>&1 || break
-      sleep 5
-    done
-  fi
-  if [ ! -x "$OHA" ]; then
-    say "installing oha (cargo install oha --locked; takes minutes)"
-    timeout 1800 cargo install oha --locked >&2 || say "cannot install oha: HTTP runs without it"
-  fi
+  OHA="$(find_oha)"
 fi
 
 if [ "$BUILD" = 1 ] || [ ! -x "$REL/logcast" ] || [ ! -x "$REL/logcast-load" ] || [ ! -x "$REL/write-floor" ]; then

@@ -100,16 +100,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM HUP PIPE
 
 # ---- tools -------------------------------------------------------------------
-apt_updated=0
-apt_install() {
-  if [ "$(id -u)" -ne 0 ]; then return 1; fi
-  if [ "$apt_updated" = 0 ]; then
-    DEBIAN_FRONTEND=noninteractive timeout 300 apt-get update -qq >&2 || return 1
-    apt_updated=1
-  fi
-  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq "$@" >&2
-}
-
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 command -v curl >/dev/null || apt_install curl || die "curl is needed"
 command -v python3 >/dev/null || apt_install python3 || die "python3 is needed (to read oha's JSON)"
 
@@ -122,21 +114,7 @@ for t in $TOOLS; do
       WRK="$(command -v wrk || true)"
       ;;
     oha)
-      OHA="$(command -v oha || true)"
-      [ -n "$OHA" ] || OHA="$HOME/.cargo/bin/oha"
-      if [ ! -x "$OHA" ] && pgrep -f 'cargo install.*oha' >/dev/null 2>&1; then
-        say "oha is being installed by another process: waiting for it (at most 20 min)"
-        for _ in $(seq 1 240); do
-          [ -x "$OHA" ] && break
-          pgrep -f 'cargo install.*oha' >/dev/null 2>&1 || break
-          sleep 5
-        done
-      fi
-      if [ ! -x "$OHA" ]; then
-        say "installing oha (cargo install oha --locked; takes minutes)"
-        timeout 1800 cargo install oha --locked >&2 || say "cannot install oha: skipped"
-      fi
-      [ -x "$OHA" ] || OHA=""
+      OHA="$(find_oha)"
       ;;
     *) die "--tools: unknown tool '$t' (wrk, oha)" ;;
   esac
