@@ -19,6 +19,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 echo "== cargo test"
+mkdir -p target
 cargo test --release 2>&1 | tee target/cargo-test.log
 grep -q "test result" target/cargo-test.log
 
