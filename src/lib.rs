@@ -3,12 +3,15 @@
 //! A tour of the architecture, in the order a request travels:
 //!
 //! - [`config`] turns command-line flags into a validated [`config::Config`];
-//!   errors name the flag. [`main`](../logcast/index.html) is a thin shell
-//!   that maps errors to exit codes.
+//!   errors name the flag. `src/main.rs` is a thin shell that maps errors to
+//!   exit codes (0 stopped, 1 cannot start, 2 bad command line).
 //! - [`server`] is the reactor: one thread, one `mio::Poll`, the only caller of
 //!   `Poll::poll` and of the clock. It owns the connection slab, the
 //!   [`timer::TimerWheel`] and the log engine, and dispatches readiness events
-//!   and expired timers. [`supervisor`] runs several reactors as processes.
+//!   and expired timers. [`listener`] binds its socket.
+//! - [`supervisor`] runs several reactors as processes on one port
+//!   (`--workers`); [`cluster`] is the little they share: per-worker snapshots
+//!   that make metrics, subscriber counts and the connection limit daemon-wide.
 //! - [`conn`] is one connection: its socket, its phase (reading HTTP requests,
 //!   or streaming a log) and its small bounded output buffer.
 //! - [`http`] parses request heads with `httparse`, decodes and discards bodies,
@@ -22,7 +25,9 @@
 //! - [`sse`] frames lines as events (WHATWG HTML, "Server-sent events"). Pure.
 //! - [`timer`] is a hierarchical timing wheel: the single source of timed work
 //!   (writes, polls, heartbeats, timeouts). Pure: time is passed in.
-//! - [`metrics`] counts, and renders the Prometheus text format.
+//! - [`metrics`] counts, and renders the Prometheus text format; [`sys`]
+//!   reads the process's own memory and descriptors, [`clock`] formats RFC 3339
+//!   times and [`json`] writes the few small objects the API returns.
 #![deny(unsafe_code)]
 
 pub mod clock;

@@ -2,8 +2,8 @@
 //! of the clock. It owns every connection (a `Slab` addressed by `Token`),
 //! the timer wheel that drives all timed work, the streaming engine and the
 //! simulated writers, and turns readiness events and expired timers into
-//! calls on them. Handling of HTTP requests lives in [`http`], of streams in
-//! [`streams`]; this file is the loop, accepting, timers and the stop.
+//! calls on them. Handling of HTTP requests lives in `server/http.rs`, of
+//! streams in `server/streams.rs`; this file is the loop, accepting, timers and the stop.
 //!
 //! Modelled on mio's `examples/tcp_server.rs`: edge-triggered readiness, so
 //! every handler drains its socket until `WouldBlock` or it may never be
