@@ -96,6 +96,11 @@ impl Engine {
             .map(|(_, t)| (t.id.as_str(), t.streams.len() as u64))
     }
 
+    /// The tail following log `id`, if any stream follows it.
+    pub fn tail_of(&self, id: &str) -> Option<usize> {
+        self.by_id.get(id).copied()
+    }
+
     /// Finds (or opens) the log's tail and decides where the stream starts.
     pub fn open(&mut self, dir: &LogDir, req: &StreamRequest, now_ms: u64) -> io::Result<Opened> {
         let (tail_key, new_tail) = match self.by_id.get(&req.id) {

@@ -1178,3 +1178,38 @@ fn unknown_log_stream_is_404_json() {
     let r = d.get(&format!("{}?tail=3", stream_url("no-such-log")));
     assert_eq!(r.status, 404, "{r:?}");
 }
+
+/// A client resuming at an offset this daemon's tail has not read yet (it got
+/// that line from another daemon sharing the directory, or just after a
+/// write and before the next poll) continues right after it: the offset is
+/// not mistaken for one past the end (which would replay the whole log).
+#[test]
+fn resume_ahead_of_the_tail_continues_exactly() {
+    // Polls only when asked: the tail sees new lines only through the resume.
+    let d = Daemon::start(&["--poll-interval-ms", "60000"]);
+    let path = d.log_dir.join("ahead.log");
+    write_file(&path, b"a\nb\n");
+    let mut first = SseStream::open(&d, &stream_url("ahead"), &[]);
+    expect_raw(
+        &mut first,
+        "id: 2\ndata: a\n\nid: 4\ndata: b\n\n",
+        Duration::from_secs(2),
+        "first stream",
+    );
+    append(&path, b"c\nd\n");
+    let mut resumed = SseStream::open(&d, &stream_url("ahead"), &["Last-Event-ID: 6"]);
+    assert_eq!(resumed.head.status, 200);
+    expect_raw(
+        &mut resumed,
+        "id: 8\ndata: d\n\n",
+        Duration::from_secs(2),
+        "resumed after c",
+    );
+    // The poll it caused also brought the first stream up to date, once.
+    expect_raw(
+        &mut first,
+        "id: 2\ndata: a\n\nid: 4\ndata: b\n\nid: 6\ndata: c\n\nid: 8\ndata: d\n\n",
+        Duration::from_secs(2),
+        "first stream after the poll",
+    );
+}

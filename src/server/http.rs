@@ -443,6 +443,7 @@ impl Server {
     /// Starts a stream, or returns the response that refuses it.
     fn open_stream(&mut self, key: usize, req: &routes::StreamRequest) -> Option<Response> {
         let now = self.now_ms();
+        self.catch_up_tail_for(req, now);
         let opened = match self.engine.open(&self.dir, req, now) {
             Ok(opened) => opened,
             Err(e) => return Some(Response::error(500, &format!("cannot open log: {e}"))),
@@ -474,6 +475,31 @@ impl Server {
         self.metrics.logs_tailed = self.engine.tails.len() as u64;
         log::debug!("conn {key}: streaming {} from {offset}", req.id);
         None
+    }
+
+    /// A client resuming past what this daemon's tail has read (it got those
+    /// lines from another daemon sharing the directory, or in the moments
+    /// since the last poll): poll the tail now, so that the resume point is
+    /// judged against the file as it is, not as it was at the last tick.
+    /// Otherwise the offset would look past the end (a truncation) and the
+    /// client would get the whole log again.
+    fn catch_up_tail_for(&mut self, req: &routes::StreamRequest, now: u64) {
+        let Some(tail) = self.engine.tail_of(&req.id) else {
+            return;
+        };
+        if !req
+            .resume
+            .is_some_and(|at| at > self.engine.tails[tail].offset)
+        {
+            return;
+        }
+        let heartbeat = self.config.heartbeat_interval_ms;
+        let polled = self
+            .engine
+            .poll(tail, &mut self.conns, now, heartbeat, &mut self.metrics);
+        for conn_key in polled.closed {
+            self.close(conn_key);
+        }
     }
 
     /// Header and idle timeouts, re-checked against the deadline when the
