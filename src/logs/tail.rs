@@ -332,18 +332,35 @@ mod tests {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
 
-    fn temp_file(name: &str, content: &[u8]) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("logcast-tail-{}", std::process::id()));
-        fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join(name);
-        let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o644));
+    /// A test's own directory, removed when the test ends.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let dir =
+                std::env::temp_dir().join(format!("logcast-tail-{}-{name}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).expect("dir");
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn temp_file(name: &str, content: &[u8]) -> (TempDir, PathBuf) {
+        let dir = TempDir::new(name);
+        let path = dir.0.join(name);
         fs::write(&path, content).expect("write");
-        path
+        (dir, path)
     }
 
     #[test]
     fn opens_at_last_complete_line_and_reads_new_lines() {
-        let path = temp_file("a.log", b"one\ntwo\npart");
+        let (_dir, path) = temp_file("a.log", b"one\ntwo\npart");
         let mut tail = Tail::open("a", path.clone(), 0, 1).expect("open");
         assert_eq!(tail.offset, 8);
         let mut f = fs::OpenOptions::new()
@@ -364,7 +381,7 @@ mod tests {
 
     #[test]
     fn tail_and_resume_positions() {
-        let path = temp_file("b.log", b"l1\nl2\nl3\nl4\n");
+        let (_dir, path) = temp_file("b.log", b"l1\nl2\nl3\nl4\n");
         let tail = Tail::open("b", path, 0, 1).expect("open");
         let mut buf = Vec::new();
         assert_eq!(tail.tail_start(2, &mut buf).expect("tail"), 6);
@@ -380,7 +397,7 @@ mod tests {
         let mut content = b"short\n".to_vec();
         content.extend(std::iter::repeat(b'x').take(MAX_LINE * 2 + 100));
         content.extend_from_slice(b"\nend\n");
-        let path = temp_file("e.log", &content);
+        let (_dir, path) = temp_file("e.log", &content);
         let tail = Tail::open("e", path, 0, 1).expect("open");
         let mut buf = Vec::new();
         let piece = 6 + MAX_LINE as u64;
@@ -399,10 +416,8 @@ mod tests {
 
     #[test]
     fn a_fifo_is_not_a_log() {
-        let dir = std::env::temp_dir().join(format!("logcast-tail-{}", std::process::id()));
-        fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("fifo.log");
-        let _ = fs::remove_file(&path);
+        let dir = TempDir::new("fifo");
+        let path = dir.0.join("fifo.log");
         let made = std::process::Command::new("mkfifo")
             .arg(&path)
             .status()
@@ -416,7 +431,7 @@ mod tests {
 
     #[test]
     fn truncation_and_deletion() {
-        let path = temp_file("c.log", b"l1\nl2\n");
+        let (_dir, path) = temp_file("c.log", b"l1\nl2\n");
         let mut tail = Tail::open("c", path.clone(), 0, 1).expect("open");
         fs::write(&path, b"x\n").expect("truncate");
         assert_eq!(tail.refresh(10), Change::Reset);
@@ -428,7 +443,7 @@ mod tests {
 
     #[test]
     fn finished_counts_a_last_unterminated_line() {
-        let path = temp_file("d.log", b"a\nb\nc");
+        let (_dir, path) = temp_file("d.log", b"a\nb\nc");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o444)).expect("chmod");
         let mut tail = Tail::open("d", path, 0, 1).expect("open");
         assert!(tail.is_complete());

@@ -405,5 +405,8 @@ impl Server {
             "stopped ({} connections cut at the deadline)",
             self.conns.len()
         );
+        if let Some(cluster) = &self.cluster {
+            cluster.withdraw();
+        }
     }
 }
