@@ -548,7 +548,7 @@ fn resume_from_any_id_of_a_long_line_loses_nothing() {
     let mut content = Vec::new();
     for (i, len) in [700_000usize, 10, 300_000, 70_000].iter().enumerate() {
         let unit = format!("{i}abcdefghijklmnopqrstuvwxyz");
-        content.extend_from_slice(unit.repeat(len / unit.len() + 1)[..*len].as_bytes());
+        content.extend_from_slice(&unit.repeat(len / unit.len() + 1).as_bytes()[..*len]);
         content.push(b'\n');
     }
     write_file(&path, &content);
@@ -1093,7 +1093,7 @@ fn sigterm_sends_shutdown_to_every_stream_and_exits_zero() {
     let path = d.log_dir.join("ext.log");
     write_file(&path, b"x\n");
     let id = d.create_log(60);
-    let mut streams = vec![
+    let mut streams = [
         SseStream::open(&d, &stream_url("ext"), &[]),
         SseStream::open(&d, &stream_url("ext"), &[]),
         SseStream::open(&d, &stream_url(&id), &[]),

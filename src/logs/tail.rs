@@ -395,7 +395,7 @@ mod tests {
     #[test]
     fn resuming_at_a_piece_of_a_long_line_continues_there() {
         let mut content = b"short\n".to_vec();
-        content.extend(std::iter::repeat(b'x').take(MAX_LINE * 2 + 100));
+        content.extend(std::iter::repeat_n(b'x', MAX_LINE * 2 + 100));
         content.extend_from_slice(b"\nend\n");
         let (_dir, path) = temp_file("e.log", &content);
         let tail = Tail::open("e", path, 0, 1).expect("open");

@@ -487,10 +487,8 @@ impl Server {
         let Some(tail) = self.engine.tail_of(&req.id) else {
             return;
         };
-        if !req
-            .resume
-            .is_some_and(|at| at > self.engine.tails[tail].offset)
-        {
+        let known = self.engine.tails[tail].offset;
+        if req.resume.is_none_or(|at| at <= known) {
             return;
         }
         let heartbeat = self.config.heartbeat_interval_ms;
