@@ -19,7 +19,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -219,66 +219,6 @@ impl Drop for Mount {
     }
 }
 
-/// Result of running the binary to completion.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs logcast with `args`; a daemon that starts anyway is killed after 5 s.
-fn run_bin(args: &[&str]) -> Run {
-    let mut child = Command::new(common::BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn logcast");
-    let status = common::wait_timeout(&mut child, Duration::from_secs(5));
-    if status.is_none() {
-        let _ = child.kill();
-    }
-    let status = status.or_else(|| child.wait().ok());
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    if let Some(mut o) = child.stdout.take() {
-        let _ = o.read_to_string(&mut stdout);
-    }
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut stderr);
-    }
-    Run {
-        code: status.and_then(|s| s.code()),
-        stdout,
-        stderr,
-    }
-}
-
-fn assert_exit_1_naming(dir: &Path, ctx: &str) -> Run {
-    let d = dir.to_str().expect("utf-8 path").to_string();
-    let run = run_bin(&["--port", "0", "--log-dir", &d]);
-    assert_eq!(
-        run.code,
-        Some(1),
-        "{ctx}: log dir {d}: exit {:?}, stderr {:?}, stdout {:?}",
-        run.code,
-        run.stderr,
-        run.stdout
-    );
-    assert!(
-        run.stderr.contains(&d),
-        "{ctx}: stderr does not name {d}: {:?}",
-        run.stderr
-    );
-    assert!(
-        !run.stdout.contains("listening on"),
-        "{ctx}: started anyway: {:?}",
-        run.stdout
-    );
-    run
-}
-
 /// Checks that `events` (message events from file offset `from`) are exactly
 /// the lines of `content[from..to]`: each event's id is the offset just past
 /// its line and its data is the line. A final line without `\n` is allowed
@@ -376,14 +316,14 @@ fn unusable_log_dir_at_start_exits_1_naming_it() {
     // Cannot be created: its parent is a regular file (root cannot do that either).
     let file = parent.join("regular-file");
     fs::write(&file, "not a directory").expect("write regular file");
-    assert_exit_1_naming(&file.join("logs"), "log dir under a regular file");
+    common::assert_refuses_log_dir(&file.join("logs"), "log dir under a regular file");
 
     // Not writable: a read-only file system stops root too.
     let ro = parent.join("ro-mount");
     fs::create_dir(&ro).expect("mkdir ro-mount");
     match Mount::tmpfs(&ro, "ro,size=64k") {
         Ok(_mount) => {
-            let run = assert_exit_1_naming(&ro, "log dir on a read-only mount");
+            let run = common::assert_refuses_log_dir(&ro, "log dir on a read-only mount");
             assert!(
                 run.stderr.contains("Read-only file system"),
                 "the message does not say why: {:?}",
@@ -403,7 +343,7 @@ fn unusable_log_dir_at_start_exits_1_naming_it() {
              (root); the read-only mount case covers an unwritable dir"
         );
     } else {
-        assert_exit_1_naming(&ro_mode, "log dir with mode 0555");
+        common::assert_refuses_log_dir(&ro_mode, "log dir with mode 0555");
     }
 }
 

@@ -15,49 +15,6 @@ use std::time::{Duration, Instant};
 // helpers
 // ---------------------------------------------------------------------------
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs the binary with `args` and waits (up to 10 s) for it to exit; a daemon
-/// that keeps running (e.g. because it ignored a bad option) is killed and the
-/// test fails.
-fn run_bin(args: &[&str]) -> Run {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn logcast");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let status = wait_timeout(&mut child, Duration::from_secs(10));
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("logcast {args:?} did not exit within 10 s (it should have refused to start)");
-    }
-    Run {
-        code: status.unwrap().code(),
-        stdout: t_out.join().unwrap(),
-        stderr: t_err.join().unwrap(),
-    }
-}
-
 fn dir_arg(dir: &Path) -> String {
     dir.to_str().unwrap().to_string()
 }
@@ -159,7 +116,7 @@ fn bad_options_exit_2_with_one_line_naming_the_option() {
     for (bad, name) in cases {
         let mut args = vec!["--port", "0", "--log-dir", &dir];
         args.extend_from_slice(bad);
-        let run = run_bin(&args);
+        let run = common::run_to_exit(&args);
         assert_eq!(
             run.code,
             Some(2),
@@ -197,7 +154,7 @@ fn port_in_use_exits_1() {
     let dir = temp_dir("lifecycle-inuse");
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port().to_string();
-    let run = run_bin(&[
+    let run = common::run_to_exit(&[
         "--bind",
         "127.0.0.1",
         "--port",
@@ -226,7 +183,7 @@ fn second_daemon_on_the_same_port_exits_1() {
     let d = Daemon::start(&[]);
     let dir = temp_dir("lifecycle-second");
     let port = d.addr.port().to_string();
-    let run = run_bin(&[
+    let run = common::run_to_exit(&[
         "--bind",
         "127.0.0.1",
         "--port",
@@ -255,7 +212,7 @@ fn port_in_use_exits_1_with_two_workers() {
     let dir = temp_dir("lifecycle-inuse-w2");
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port().to_string();
-    let run = run_bin(&[
+    let run = common::run_to_exit(&[
         "--bind",
         "127.0.0.1",
         "--port",
@@ -281,7 +238,7 @@ fn port_in_use_exits_1_with_two_workers() {
     // And a second 2-worker daemon next to a running 2-worker daemon.
     let d = Daemon::start(&["--workers", "2"]);
     let port = d.addr.port().to_string();
-    let run = run_bin(&[
+    let run = common::run_to_exit(&[
         "--bind",
         "127.0.0.1",
         "--port",
@@ -333,25 +290,7 @@ fn uncreatable_log_dir_exits_1_naming_it() {
     let file = parent.join("regular-file");
     std::fs::write(&file, "not a dir").unwrap();
     for dir in [file.join("sub"), file.clone()] {
-        let d = dir_arg(&dir);
-        let run = run_bin(&["--port", "0", "--log-dir", &d]);
-        assert_eq!(
-            run.code,
-            Some(1),
-            "log dir {d}: stderr {:?} stdout {:?}",
-            run.stderr,
-            run.stdout
-        );
-        assert!(
-            run.stderr.contains(&d),
-            "stderr does not name {d}: {:?}",
-            run.stderr
-        );
-        assert!(
-            !run.stdout.contains("listening on"),
-            "started anyway: {:?}",
-            run.stdout
-        );
+        common::assert_refuses_log_dir(&dir, "log dir under a regular file");
     }
     let _ = std::fs::remove_dir_all(&parent);
 }
@@ -370,7 +309,7 @@ fn unwritable_log_dir_exits_1_naming_it() {
         return;
     }
     let d = dir_arg(&dir);
-    let run = run_bin(&["--port", "0", "--log-dir", &d]);
+    let run = common::run_to_exit(&["--port", "0", "--log-dir", &d]);
     let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755));
     let _ = std::fs::remove_dir_all(&parent);
     assert_eq!(
@@ -388,7 +327,7 @@ fn unwritable_log_dir_exits_1_naming_it() {
 
 #[test]
 fn help_mentions_every_option() {
-    let run = run_bin(&["--help"]);
+    let run = common::run_to_exit(&["--help"]);
     assert_eq!(run.code, Some(0), "--help: stderr {:?}", run.stderr);
     for opt in [
         "--bind",
@@ -416,7 +355,7 @@ fn help_mentions_every_option() {
 
 #[test]
 fn version_prints_name_and_version() {
-    let run = run_bin(&["--version"]);
+    let run = common::run_to_exit(&["--version"]);
     assert_eq!(run.code, Some(0), "--version: stderr {:?}", run.stderr);
     assert_eq!(
         run.stdout.trim(),

@@ -448,3 +448,73 @@ pub fn json_raw_field(json: &str, field: &str) -> Option<String> {
     let end = rest.find([',', '}', ']']).unwrap_or(rest.len());
     Some(rest[..end].trim().to_string())
 }
+
+/// What a run of the binary that was expected to exit left behind.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the binary with `args` and waits (up to 10 s) for it to exit; a daemon
+/// that keeps running (e.g. because it ignored a bad option) is killed and the
+/// test fails.
+pub fn run_to_exit(args: &[&str]) -> Run {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn logcast");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let Some(status) = wait_timeout(&mut child, Duration::from_secs(10)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("logcast {args:?} did not exit within 10 s (it should have refused to start)");
+    };
+    Run {
+        code: status.code(),
+        stdout: t_out.join().expect("stdout reader"),
+        stderr: t_err.join().expect("stderr reader"),
+    }
+}
+
+/// Starting with `--log-dir dir` must fail: exit 1, a message naming the
+/// directory, and no `listening on` line.
+pub fn assert_refuses_log_dir(dir: &Path, ctx: &str) -> Run {
+    let d = dir.to_str().expect("utf-8 path").to_string();
+    let run = run_to_exit(&["--port", "0", "--log-dir", &d]);
+    assert_eq!(
+        run.code,
+        Some(1),
+        "{ctx}: log dir {d}: exit {:?}, stderr {:?}, stdout {:?}",
+        run.code,
+        run.stderr,
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains(&d),
+        "{ctx}: stderr does not name {d}: {:?}",
+        run.stderr
+    );
+    assert!(
+        !run.stdout.contains("listening on"),
+        "{ctx}: started anyway: {:?}",
+        run.stdout
+    );
+    run
+}
