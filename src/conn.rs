@@ -130,24 +130,14 @@ impl Conn {
 
     /// Writes as much of `out` as the socket takes; returns bytes written too.
     pub fn flush(&mut self) -> (Flow, usize) {
-        let mut written = 0;
-        while self.out_pos < self.out.len() {
-            match self.socket.write(&self.out[self.out_pos..]) {
-                Ok(0) => return (Flow::Closed, written),
-                Ok(n) => {
-                    self.out_pos += n;
-                    written += n;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.writable = false;
-                    return (Flow::WouldBlock, written);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return (closed(&e), written),
-            }
+        let (flow, written) = write_until_blocked(&mut self.socket, &self.out[self.out_pos..]);
+        self.out_pos += written;
+        match flow {
+            Flow::Done => self.release_output(),
+            Flow::WouldBlock => self.writable = false,
+            Flow::Closed => {}
         }
-        self.release_output();
-        (Flow::Done, written)
+        (flow, written)
     }
 
     /// Empties `out`, keeping a little capacity for HTTP connections and
@@ -166,20 +156,11 @@ impl Conn {
     /// order is kept); returns how many went out.
     pub fn write_direct(&mut self, bytes: &[u8]) -> (Flow, usize) {
         debug_assert!(!self.has_output());
-        let mut written = 0;
-        while written < bytes.len() {
-            match self.socket.write(&bytes[written..]) {
-                Ok(0) => return (Flow::Closed, written),
-                Ok(n) => written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.writable = false;
-                    return (Flow::WouldBlock, written);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return (closed(&e), written),
-            }
+        let (flow, written) = write_until_blocked(&mut self.socket, bytes);
+        if flow == Flow::WouldBlock {
+            self.writable = false;
         }
-        (Flow::Done, written)
+        (flow, written)
     }
 
     /// One read into `buf`: `Ok(n)` bytes, or how the read ended.
@@ -203,6 +184,22 @@ impl Conn {
             }
         }
     }
+}
+
+/// Writes `bytes` until done or the socket is full; returns how it ended
+/// and how many bytes went out.
+fn write_until_blocked(socket: &mut TcpStream, bytes: &[u8]) -> (Flow, usize) {
+    let mut written = 0;
+    while written < bytes.len() {
+        match socket.write(&bytes[written..]) {
+            Ok(0) => return (Flow::Closed, written),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (Flow::WouldBlock, written),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return (closed(&e), written),
+        }
+    }
+    (Flow::Done, written)
 }
 
 /// Every socket error ends the connection; resets are the peer leaving and

@@ -177,9 +177,7 @@ impl Server {
             self.keep_leftover(key, &input[used..]);
         } else {
             h.buf.extend_from_slice(input);
-            let buf = std::mem::take(&mut h.buf);
-            let used = self.process(key, &buf);
-            self.keep_leftover(key, &buf[used..]);
+            self.process_buffered(key);
         }
     }
 
