@@ -18,6 +18,12 @@
 //! includes the loopback receive path, which runs in the writer's context),
 //! cross-checked with utime+stime from /proc/self/stat (clock ticks). Output: per round µs of CPU and wall time per write, and
 //! the median over rounds.
+//!
+//! With `--spread`, the writes of a round are not a burst but spread evenly
+//! over `--pause-ms` (write one socket, sleep until the next one is due), and
+//! the CPU of the whole round, sleeps and wake-ups included, is divided by
+//! its writes: the floor for lines that come one at a time (1,000 logs with a
+//! line each every 2 s), where a daemon wakes up for each one.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -25,12 +31,15 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "\
-usage: write-floor [--sockets N] [--rounds R] [--frame-bytes B] [--pause-ms MS] [--drain] [--client-cpu N] [--nodelay] [--json]
+usage: write-floor [--sockets N] [--rounds R] [--frame-bytes B] [--pause-ms MS] [--spread] [--drain] [--client-cpu N] [--nodelay] [--json]
   --sockets N       established loopback connections (default 10000)
   --rounds R        rounds of one write per socket (default 20)
   --frame-bytes B   bytes per write, an SSE frame (default 100)
   --pause-ms MS     pause between rounds, not measured (default 500: events at 2/s;
                     a longer pause leaves colder caches and costs more per write)
+  --spread          spread each round's writes evenly over --pause-ms instead (one
+                    write, then sleep until the next is due); CPU of the whole round,
+                    wake-ups included, per write: the floor for isolated lines
   --drain           the client side reads (epoll) instead of never reading
   --nodelay         set TCP_NODELAY on the writing sockets (as logcast does)
   --client-cpu N    run the client side under `taskset -c N` (e.g. the CPU a load
@@ -42,6 +51,7 @@ struct Opts {
     rounds: usize,
     frame_bytes: usize,
     pause_ms: u64,
+    spread: bool,
     /// Set TCP_NODELAY on the writing sockets, as logcast does on its streams.
     nodelay: bool,
     drain: bool,
@@ -203,6 +213,7 @@ fn main() {
         rounds: 20,
         frame_bytes: 100,
         pause_ms: 500,
+        spread: false,
         nodelay: false,
         drain: false,
         client_cpu: None,
@@ -224,6 +235,10 @@ fn main() {
             }
             "--drain" => {
                 o.drain = true;
+                continue;
+            }
+            "--spread" => {
+                o.spread = true;
                 continue;
             }
             "--json" => {
@@ -305,11 +320,20 @@ fn main() {
     let mut total_ns = 0u64;
     let mut total_writes = 0u64;
     // one unmeasured warm-up round
+    let gap = Duration::from_millis(o.pause_ms) / accepted.len() as u32;
     for round in 0..=o.rounds {
-        std::thread::sleep(Duration::from_millis(o.pause_ms));
+        if !o.spread {
+            std::thread::sleep(Duration::from_millis(o.pause_ms));
+        }
         let c0 = thread_cpu_ns();
         let t0 = Instant::now();
-        for mut s in &accepted {
+        for (k, mut s) in accepted.iter().enumerate() {
+            if o.spread {
+                let at = t0 + gap * k as u32;
+                if let Some(d) = at.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(d);
+                }
+            }
             match s.write(&f) {
                 Ok(k) if k == f.len() => {}
                 _ => short += 1,
@@ -344,15 +368,20 @@ fn main() {
     };
     if o.json {
         println!(
-            "{{\"sockets\": {}, \"rounds\": {}, \"frame_bytes\": {}, \"drain\": {}, \"client_cpu\": {}, \"cpu_us_per_write\": {:.3}, \"cpu_us_per_write_mean\": {:.3}, \"wall_us_per_write\": {:.3}, \"ticks_us_per_write\": {:.3}, \"short_writes\": {}, \"clk_tck\": {}}}",
-            o.sockets, o.rounds, f.len(), o.drain, o.client_cpu.as_deref().unwrap_or("null"), cpu_med, mean, wall_med, ticks_us, short, clk
+            "{{\"sockets\": {}, \"rounds\": {}, \"frame_bytes\": {}, \"spread\": {}, \"pause_ms\": {}, \"drain\": {}, \"client_cpu\": {}, \"cpu_us_per_write\": {:.3}, \"cpu_us_per_write_mean\": {:.3}, \"wall_us_per_write\": {:.3}, \"ticks_us_per_write\": {:.3}, \"short_writes\": {}, \"clk_tck\": {}}}",
+            o.sockets, o.rounds, f.len(), o.spread, o.pause_ms, o.drain, o.client_cpu.as_deref().unwrap_or("null"), cpu_med, mean, wall_med, ticks_us, short, clk
         );
     } else {
         println!(
-            "write-floor: {} sockets x {} rounds, {}-byte frames, client side {}",
+            "write-floor: {} sockets x {} rounds, {}-byte frames, {}, client side {}",
             o.sockets,
             o.rounds,
             f.len(),
+            if o.spread {
+                format!("writes spread over {} ms per round", o.pause_ms)
+            } else {
+                format!("a burst every {} ms", o.pause_ms)
+            },
             if o.drain {
                 "reading (epoll)"
             } else {

@@ -29,7 +29,13 @@ pub const MAX_MARKS: usize = 1 << 20;
 
 pub struct Config {
     pub target: SocketAddrV4,
+    /// The request head; with `logs` > 1, split where the log number goes:
+    /// global connection g asks for log `g % logs`.
     pub request: Vec<u8>,
+    pub request_rest: Option<Vec<u8>>,
+    pub logs: usize,
+    /// `[<RFC 3339>]` data lines are marks too (SseParser::with_time_lines).
+    pub time_lines: bool,
     pub streams: usize,
     /// Connections started per second; 0 = as fast as possible.
     pub ramp: f64,
@@ -189,6 +195,8 @@ pub struct Worker {
     cfg: Config,
     conns: Vec<Conn>,
     buf: Vec<u8>,
+    /// The request of the connection being written (multi-log runs).
+    req: Vec<u8>,
     totals: Totals,
     latency: Histogram,
     per_mark: Vec<(u32, u32)>,
@@ -205,6 +213,7 @@ impl Worker {
         Worker {
             conns: Vec::with_capacity(cfg.streams),
             buf: vec![0; BUF],
+            req: Vec::new(),
             totals: Totals::default(),
             latency: Histogram::new(),
             per_mark: Vec::new(),
@@ -276,7 +285,11 @@ impl Worker {
         let mut conn = Conn {
             sock: None,
             head: None,
-            parser: SseParser::new(),
+            parser: if self.cfg.time_lines {
+                SseParser::with_time_lines()
+            } else {
+                SseParser::new()
+            },
             chunk: Chunked::new(),
             marks: 0,
             last_seq: 0,
@@ -357,12 +370,24 @@ impl Worker {
                     }
                 }
                 P_WRITING => {
+                    let global = self.cfg.index + idx * self.cfg.count;
+                    let req: &[u8] = match &self.cfg.request_rest {
+                        None => &self.cfg.request,
+                        Some(rest) => {
+                            self.req.clear();
+                            self.req.extend_from_slice(&self.cfg.request);
+                            self.req
+                                .extend_from_slice((global % self.cfg.logs).to_string().as_bytes());
+                            self.req.extend_from_slice(rest);
+                            &self.req
+                        }
+                    };
                     let c = &mut self.conns[idx];
                     let mut s = c.sock.as_ref().expect("socket");
-                    match s.write(&self.cfg.request[c.sent as usize..]) {
+                    match s.write(&req[c.sent as usize..]) {
                         Ok(n) => {
                             c.sent += n as u16;
-                            if c.sent as usize == self.cfg.request.len() {
+                            if c.sent as usize == req.len() {
                                 c.phase = P_HEAD;
                             }
                         }

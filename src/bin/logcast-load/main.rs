@@ -7,20 +7,28 @@
 //! time their arrival. Workers report counters and a raw latency histogram on
 //! one `RESULT` line each; the parent sums them exactly.
 //!
+//! Marks go to a log file (`--mark-file`, appended), to an HTTP publisher
+//! (`--publish-url`, POSTed: nchan's publisher location), or both with the
+//! same time; with `--logs N` there are N logs (files, channels) and `{i}` in
+//! the URLs and the file name is the log's number. With `--time-lines`, the
+//! time stamped in logcast's own simulated lines (`[<RFC 3339>] ...`) makes
+//! them marks too, for a writer the load generator does not drive.
+//!
 //! Parent <-> worker protocol, one line each way:
 //! worker stdout: `PROGRESS attempted=N connected=N failed=N ramp_ms=N` every
 //! 2 s during the ramp, `READY ...` (same fields) once every stream has got
 //! its 200 head or failed, then
 //! `RESULT key=value ... statuses=code:n,... lat=<hist> conn=<hist>`;
-//! worker stdin: `STOP <marks written>` (EOF also stops it).
+//! worker stdin: `STOP <marks written to each log>` (EOF also stops it).
 
 mod client;
 mod procstat;
+mod publish;
 mod sse;
 mod stats;
 
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, ToSocketAddrs};
 use std::process::{Child, Command, Stdio};
@@ -44,8 +52,21 @@ usage: logcast-load [OPTIONS]
   --processes P         worker processes (default: one per 18,000 streams)
   --timeout SECS        connect + response head deadline per stream (default 10)
   --mark-file PATH      append `MARK <unix-ns> <seq>` lines to this log during the hold
-  --mark-rate R         marks per second (default 2), each at a random point of its period
-  --no-jitter           marks exactly every 1/R s instead
+                        (created before the streams connect when missing)
+  --publish-url URL     POST each mark (`MARK <unix-ns> <seq>`, no newline) to URL as well
+                        or instead: nchan's publisher location, http://H:P/pub/CHANNEL; one
+                        keep-alive connection, pipelined: a thread reads the answers,
+                        the marks keep their schedule as file appends do
+  --mark-rate R         marks per second per log (default 2), each at a random point of its period
+  --no-jitter           marks exactly every 1/R s instead (logs evenly spread over the period)
+  --logs N              N logs (default 1): `{i}` in --url, --mark-file and --publish-url
+                        is the log number 0..N-1; stream g follows log g % N; every log
+                        gets --mark-rate marks per second (N x R lines per second in all);
+                        over 4096 logs a mark file is opened for each mark (before its time
+                        is taken) instead of held open
+  --time-lines          data lines starting `[<RFC 3339 time>]` or `[LOG CREATED] <RFC 3339
+                        time>` (logcast's simulated writer, ms resolution) are marks too,
+                        timed from that stamp (the stamp is truncated to the ms: +0..1 ms)
   --drain-ms MS         wait after the last mark before stopping (default 1000)
   --expect-marks        every stream must get every mark: report those that did not, exit 3
   --pid PID[,PID..]     the daemon's process(es): RSS and CPU are reported
@@ -69,6 +90,9 @@ struct Opts {
     processes: Option<usize>,
     timeout: f64,
     mark_file: Option<String>,
+    publish: Option<(String, u16, String)>,
+    logs: usize,
+    time_lines: bool,
     mark_rate: f64,
     drain_ms: u64,
     expect_marks: bool,
@@ -122,6 +146,9 @@ fn parse_opts() -> Opts {
         processes: None,
         timeout: 10.0,
         mark_file: None,
+        publish: None,
+        logs: 1,
+        time_lines: false,
         mark_rate: 2.0,
         drain_ms: 1000,
         expect_marks: false,
@@ -150,6 +177,7 @@ fn parse_opts() -> Opts {
             "--pid-tree" => o.pid_tree = true,
             "--json" => o.json = true,
             "--child" => o.child = true,
+            "--time-lines" => o.time_lines = true,
             _ => unreachable!(),
         };
         match name.as_str() {
@@ -157,7 +185,8 @@ fn parse_opts() -> Opts {
                 println!("{USAGE}");
                 std::process::exit(0)
             }
-            "--expect-marks" | "--no-jitter" | "--pid-tree" | "--json" | "--child" => {
+            "--expect-marks" | "--no-jitter" | "--pid-tree" | "--json" | "--child"
+            | "--time-lines" => {
                 flag(&mut o, &name);
                 continue;
             }
@@ -206,6 +235,8 @@ fn parse_opts() -> Opts {
             "--processes" => o.processes = Some(num(&name, &v)),
             "--timeout" => o.timeout = num(&name, &v),
             "--mark-file" => o.mark_file = Some(v),
+            "--publish-url" => o.publish = Some(parse_url(&v)),
+            "--logs" => o.logs = num(&name, &v),
             "--mark-rate" => o.mark_rate = num(&name, &v),
             "--drain-ms" => o.drain_ms = num(&name, &v),
             "--pid" => {
@@ -235,7 +266,25 @@ fn parse_opts() -> Opts {
     if o.processes == Some(0) {
         die("--processes: must be at least 1");
     }
+    if o.logs == 0 {
+        die("--logs: must be at least 1");
+    }
+    if o.logs > 1 && !o.child {
+        if !o.path.contains("{i}") {
+            die("--logs: the --url needs `{i}` where the log number goes");
+        }
+        if o.mark_file.as_ref().is_some_and(|f| !f.contains("{i}"))
+            || o.publish.as_ref().is_some_and(|p| !p.2.contains("{i}"))
+        {
+            die("--logs: --mark-file and --publish-url need `{i}` where the log number goes");
+        }
+    }
     o
+}
+
+/// `template` with `{i}` replaced by `i`.
+fn for_log(template: &str, i: usize) -> String {
+    template.replace("{i}", &i.to_string())
 }
 
 /// Raises the soft open-file limit to the hard limit; returns the new soft limit.
@@ -272,21 +321,30 @@ fn resolve(host: &str, port: u16) -> SocketAddrV4 {
         .unwrap_or_else(|| die(&format!("cannot resolve '{host}' to an IPv4 address")))
 }
 
-fn request(o: &Opts) -> Vec<u8> {
-    format!(
+/// The request head, split where the log number goes when the path has `{i}`
+/// (only its first `{i}` is replaced per connection).
+fn request(o: &Opts) -> (Vec<u8>, Option<Vec<u8>>) {
+    let head = format!(
         "GET {} HTTP/1.1\r\nHost: {}:{}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\nUser-Agent: logcast-load/0.1\r\n\r\n",
         o.path, o.host, o.port
-    )
-    .into_bytes()
+    );
+    match head.split_once("{i}") {
+        Some((a, b)) => (a.as_bytes().to_vec(), Some(b.as_bytes().to_vec())),
+        None => (head.into_bytes(), None),
+    }
 }
 
 // ---------------------------------------------------------------- worker
 
 fn worker_main(o: Opts) {
     raise_nofile();
+    let (request, request_rest) = request(&o);
     let cfg = Config {
         target: resolve(&o.host, o.port),
-        request: request(&o),
+        request,
+        request_rest,
+        logs: o.logs,
+        time_lines: o.time_lines,
         streams: o.streams,
         ramp: o.ramp,
         sources: o.sources.clone(),
@@ -442,7 +500,14 @@ struct Report {
     merged: Merged,
     processes: usize,
     sources: usize,
+    /// Mark lines written (all logs), rounds of one mark per log, logs.
     marks_written: u64,
+    marks_secs: f64,
+    rounds: u64,
+    logs: usize,
+    mark_rate: f64,
+    /// Marks POSTed: answered 2xx, failed; None without --publish-url.
+    publish: Option<(u64, u64)>,
     clk: u64,
     daemon: bool,
     rss_base_kib: u64,
@@ -495,7 +560,17 @@ fn mark_spread(per_mark: &[(u32, u32)], written: u64) -> ((f64, f64), (f64, f64)
 
 impl Report {
     fn spread(&self) -> ((f64, f64), (f64, f64), u64) {
-        mark_spread(&self.merged.per_mark, self.marks_written)
+        mark_spread(&self.merged.per_mark, self.rounds)
+    }
+
+    /// Lines per second the marks went out at: over the schedule (rounds /
+    /// rate), or over the time writing them took when that was longer.
+    fn marks_per_sec(&self) -> f64 {
+        let span = self
+            .marks_secs
+            .max(self.rounds as f64 / self.mark_rate)
+            .max(1e-9);
+        self.marks_written as f64 / span
     }
 
     fn rss_per_stream(&self) -> f64 {
@@ -583,6 +658,23 @@ impl Report {
             "events",
             format!("{} ({:.1} MB)", t.events, t.bytes as f64 / 1e6),
         );
+        if self.rounds > 0 {
+            row(
+                "marks sent",
+                format!(
+                    "{} log(s) x {} round(s) at {} per s per log, in {:.1} s ({:.1} lines/s){}",
+                    self.logs,
+                    self.rounds,
+                    self.mark_rate,
+                    self.marks_secs,
+                    self.marks_per_sec(),
+                    match self.publish {
+                        Some((ok, failed)) => format!("; published {ok} (2xx), failed {failed}"),
+                        None => String::new(),
+                    }
+                ),
+            );
+        }
         row(
             "marks",
             format!(
@@ -608,12 +700,15 @@ impl Report {
             ),
         );
         let ((fm, fx), (sm, sx), lost) = self.spread();
-        row(
+        // one mark per round per log: across logs, "first" and "last" mean little
+        if self.logs == 1 && self.rounds > 0 {
+            row(
             "per mark ms",
             format!(
                 "first stream to get it: mean {fm:.1} max {fx:.1}; last minus first: mean {sm:.1} max {sx:.1}; marks no stream got {lost}"
             ),
         );
+        }
         if self.daemon {
             row(
                 "daemon RSS",
@@ -671,6 +766,7 @@ impl Report {
                 "\"statuses\": {{{}}}, \"closed_early\": {}, \"closed_early_eof\": {}, \"closed_early_reset\": {}, \"open_at_end\": {}, ",
                 "\"ramp_secs\": {:.3}, \"connect_ms\": {{\"p50\": {:.3}, \"p99\": {:.3}, \"max\": {:.3}}}, ",
                 "\"events\": {}, \"bytes\": {}, \"end_events\": {}, \"shutdown_events\": {}, \"reset_events\": {}, ",
+                "\"logs\": {}, \"rounds\": {}, \"mark_rate_per_log\": {}, \"marks_secs\": {:.3}, \"marks_per_sec\": {:.3}, \"publish_ok\": {}, \"publish_failed\": {}, ",
                 "\"marks_written\": {}, \"marks_received\": {}, \"marks_expected\": {}, \"marks_missing\": {}, ",
                 "\"streams_missing_marks\": {}, \"marks_stale\": {}, \"marks_duplicate\": {}, ",
                 "\"latency_ms\": {{\"count\": {}, \"p50\": {:.3}, \"p90\": {:.3}, \"p99\": {:.3}, \"max\": {:.3}, \"mean\": {:.3}}}, ",
@@ -703,6 +799,13 @@ impl Report {
             t.end_events,
             t.shutdown_events,
             t.reset_events,
+            self.logs,
+            self.rounds,
+            self.mark_rate,
+            self.marks_secs,
+            self.marks_per_sec(),
+            self.publish.map_or("null".to_string(), |p| p.0.to_string()),
+            self.publish.map_or("null".to_string(), |p| p.1.to_string()),
             self.marks_written,
             t.marks_received,
             t.marks_expected,
@@ -798,6 +901,23 @@ fn parent_main(o: Opts) {
     if daemon && procstat::sample(&pids).alive != pids.len() {
         die(&format!("--pid: no such process in {pids:?}"));
     }
+    // the mark files exist before any stream asks for them (a log that does
+    // not exist is a 404); up to 4096 are held open for the whole run
+    let mut mark_files: Vec<Option<File>> = Vec::new();
+    if let Some(tpl) = &o.mark_file {
+        for i in 0..o.logs {
+            let path = for_log(tpl, i);
+            let f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .unwrap_or_else(|e| die(&format!("--mark-file {path}: {e}")));
+            mark_files.push((o.logs <= 4096).then_some(f));
+        }
+    }
+    let mut publisher = o.publish.as_ref().map(|(h, p, _)| {
+        publish::Publisher::new(resolve(h, *p), &format!("{h}:{p}"), Duration::from_secs(10))
+    });
     let base = procstat::sample(&pids);
     let run_start_ns = unix_ns();
     let ramp_secs = if o.ramp > 0.0 {
@@ -823,7 +943,11 @@ fn parent_main(o: Opts) {
             .args(["--child-index", &i.to_string()])
             .args(["--child-count", &processes.to_string()])
             .args(["--run-start-ns", &run_start_ns.to_string()])
-            .args(["--deadline", &deadline.to_string()]);
+            .args(["--deadline", &deadline.to_string()])
+            .args(["--logs", &o.logs.to_string()]);
+        if o.time_lines {
+            cmd.arg("--time-lines");
+        }
         if !src_arg.is_empty() {
             cmd.args(["--source-addrs", &src_arg.join(",")]);
         }
@@ -940,40 +1064,101 @@ fn parent_main(o: Opts) {
     let hold_t0 = Instant::now();
     let hold_s0 = procstat::sample(&pids);
     let mut written = 0u64;
-    if let Some(path) = o.mark_file.as_ref().filter(|_| !incomplete) {
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .unwrap_or_else(|e| {
-                kill_all(&mut children);
-                die(&format!("--mark-file {path}: {e}"))
-            });
+    let mut rounds = 0u64;
+    // marks that reached every target, per log
+    let mut per_log = vec![0u32; o.logs];
+    if (o.mark_file.is_some() || o.publish.is_some()) && !incomplete {
         let period = 1.0 / o.mark_rate;
         let n = ((o.hold * o.mark_rate).floor() as u64).max(1);
         let mut rng = rand::thread_rng();
+        let mut order: Vec<(f64, usize)> = Vec::with_capacity(o.logs);
+        let mut errors = 0u32;
+        let mut error = |what: String| {
+            errors += 1;
+            if errors <= 5 {
+                eprintln!("logcast-load: {what}");
+            }
+        };
         for seq in 0..n {
-            // Mark k goes out at a random point of its period: a fixed phase
-            // would lock onto the daemon's poll tick (500 ms is 5 x 100 ms)
-            // and measure one point of the latency distribution.
-            let u: f64 = if o.mark_jitter { rng.gen() } else { 0.0 };
-            let at = hold_t0 + Duration::from_secs_f64((seq as f64 + u) * period);
-            if let Some(d) = at.checked_duration_since(Instant::now()) {
-                std::thread::sleep(d);
+            // Each log's mark goes out at a random point of its period: a
+            // fixed phase would lock onto the daemon's poll tick (500 ms is
+            // 5 x 100 ms) and measure one point of the latency distribution.
+            order.clear();
+            for i in 0..o.logs {
+                let u: f64 = if o.mark_jitter {
+                    rng.gen()
+                } else {
+                    i as f64 / o.logs as f64
+                };
+                order.push((u, i));
             }
-            let line = format!("MARK {} {}\n", unix_ns(), seq);
-            match f.write(line.as_bytes()) {
-                Ok(k) if k == line.len() => written += 1,
-                Ok(k) => {
-                    eprintln!(
-                        "logcast-load: short write of a mark ({k} of {})",
-                        line.len()
-                    );
-                    written += 1;
+            order.sort_by(|a, b| a.0.total_cmp(&b.0));
+            for &(u, i) in &order {
+                let at = hold_t0 + Duration::from_secs_f64((seq as f64 + u) * period);
+                if let Some(d) = at.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(d);
                 }
-                Err(e) => eprintln!("logcast-load: writing a mark: {e}"),
+                // a file opened for this mark is opened before its time is taken
+                let mut opened = None;
+                if let Some(tpl) = &o.mark_file {
+                    if mark_files[i].is_none() {
+                        let path = for_log(tpl, i);
+                        match OpenOptions::new().append(true).open(&path) {
+                            Ok(f) => opened = Some(f),
+                            Err(e) => {
+                                error(format!("--mark-file {path}: {e}"));
+                                continue;
+                            }
+                        }
+                    }
+                }
+                let ns = unix_ns();
+                let line = format!("MARK {ns} {seq}\n");
+                let mut ok = true;
+                if o.mark_file.is_some() {
+                    let f = match opened.as_mut() {
+                        Some(f) => f,
+                        None => mark_files[i].as_mut().expect("held open"),
+                    };
+                    match f.write(line.as_bytes()) {
+                        Ok(k) if k == line.len() => {}
+                        Ok(k) => error(format!("short write of a mark ({k} of {})", line.len())),
+                        Err(e) => {
+                            error(format!("writing a mark: {e}"));
+                            ok = false;
+                        }
+                    }
+                }
+                if let (Some(p), Some((_, _, path))) = (publisher.as_mut(), o.publish.as_ref()) {
+                    let body = &line.as_bytes()[..line.len() - 1];
+                    match p.post(&for_log(path, i), body) {
+                        Ok(()) => {}
+                        Err(e) => {
+                            error(format!("publishing a mark: {e}"));
+                            ok = false;
+                        }
+                    }
+                }
+                if ok {
+                    written += 1;
+                    per_log[i] += 1;
+                }
             }
+            rounds += 1;
         }
+        if errors > 5 {
+            eprintln!("logcast-load: {errors} errors writing or publishing marks in all");
+        }
+    }
+    // how long writing the marks took: longer than the hold when the writer
+    // could not keep the schedule
+    let marks_secs = hold_t0.elapsed().as_secs_f64();
+    // every stream is expected to get every mark of its log
+    let expected = per_log.iter().copied().min().unwrap_or(0) as u64;
+    if per_log.iter().any(|&c| c as u64 != expected) {
+        eprintln!(
+            "logcast-load: some marks could not be written: each stream is expected to get {expected}"
+        );
     }
     let hold_end = hold_t0 + Duration::from_secs_f64(o.hold);
     if let Some(d) = hold_end
@@ -981,6 +1166,19 @@ fn parent_main(o: Opts) {
         .filter(|_| !incomplete)
     {
         std::thread::sleep(d);
+    }
+    // every publish answered (nchan answers once it has fanned out)
+    // (a server slower than the marks answers long after the last one)
+    if let Some(p) = publisher.as_mut() {
+        p.finish(Duration::from_secs(60));
+        if p.failed > 0 {
+            eprintln!(
+                "logcast-load: {} of {} publishes failed: {}",
+                p.failed,
+                p.ok + p.failed,
+                p.first_error.as_deref().unwrap_or("?")
+            );
+        }
     }
     if !incomplete {
         std::thread::sleep(Duration::from_millis(o.drain_ms));
@@ -993,7 +1191,7 @@ fn parent_main(o: Opts) {
     let t_stop = Instant::now();
     for c in children.iter_mut() {
         if let Some(stdin) = c.stdin.as_mut() {
-            let _ = writeln!(stdin, "STOP {written}");
+            let _ = writeln!(stdin, "STOP {expected}");
         }
     }
     let mut eofs = 0;
@@ -1039,6 +1237,11 @@ fn parent_main(o: Opts) {
         processes,
         sources: sources.len(),
         marks_written: written,
+        marks_secs,
+        rounds,
+        logs: o.logs,
+        mark_rate: o.mark_rate,
+        publish: publisher.as_ref().map(|p| (p.ok, p.failed)),
         clk,
         daemon,
         rss_base_kib: base.rss_kib,

@@ -10,6 +10,16 @@
 //! input may be split anywhere, down to one byte per call. A leading BOM is not
 //! stripped (no SSE server sends one).
 //!
+//! With [`SseParser::with_time_lines`], a first data line that starts with
+//! `[<RFC 3339 time>]` or `[LOG CREATED] <RFC 3339 time>` (the lines of
+//! logcast's own simulated writer that carry the time they were written) is a
+//! mark too, without a seq, stamped with that time (parsed incrementally, as
+//! everything else here).
+//!
+//! The same parser reads nchan's EventSource subscriber (`: hi` comment at the
+//! start, `id: <time>:<n>` ids, the published body as `data:`, no chunked
+//! coding): a message published as `MARK <ns> <seq>` is a mark.
+//!
 //! [`Chunked`] removes HTTP/1.1 chunked transfer coding, for servers that use it.
 
 /// Event type, as far as the load generator cares.
@@ -49,6 +59,7 @@ const HAS_DATA: u8 = 4; // this event has a data field
 const DATA_LINE_DONE: u8 = 8; // the first data line of the event has ended
 const IS_MARK: u8 = 16; // the first data line is a mark
 const HAS_SEQ: u8 = 32; // ... with a sequence number
+const TIME_LINES: u8 = 64; // mode: `[<RFC 3339>]` lines are marks too (kept across events)
 
 // candidates for name matching ("data", "event") and event type values
 const NAMES: [&[u8]; 2] = [b"data", b"event"];
@@ -60,8 +71,29 @@ const M_NS0: u8 = 5; // expecting the first ns digit
 const M_NS: u8 = 6; // in ns digits
 const M_SEQ0: u8 = 7; // after the space, expecting the first seq digit
 const M_SEQ: u8 = 8; // in seq digits
-const M_TAIL: u8 = 9; // a mark, rest of the line ignored
-const M_NO: u8 = 10; // not a mark (or not the first data line)
+                     // time lines (TIME_LINES mode): `[` then either `LOG CREATED] ` or the time
+const T_OPEN: u8 = 11; // after `[`
+const T_LOGC: u8 = 12; // in `LOG CREATED] ` (pos: bytes matched)
+const T_DATE: u8 = 13; // in `YYYY-MM-DDTHH:MM:SS` (pos: index; seq: digits so far)
+const T_SEC_END: u8 = 14; // after the seconds: `.`, `Z` or an offset
+const T_FRAC: u8 = 15; // fraction digits (pos: how many, at most 9 kept)
+const T_ZONE: u8 = 16; // after the fraction: `Z` or an offset
+const T_OFF: u8 = 17; // in the offset `HH:MM` (pos: index; cand: 1 for `-`)
+const M_TAIL: u8 = 200; // a mark, rest of the line ignored
+const M_NO: u8 = 201; // not a mark (or not the first data line)
+
+const LOG_CREATED: &[u8] = b"LOG CREATED] ";
+
+/// Days from 1970-01-01 to the proleptic Gregorian date (H. Hinnant's algorithm).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = (y - era * 400) as u64;
+    let mp = (m as u64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as u64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe as i64 - 719_468
+}
 
 /// Parser state: 24 bytes.
 #[derive(Clone, Debug)]
@@ -94,6 +126,14 @@ fn kind_from(i: u8) -> Kind {
 }
 
 impl SseParser {
+    /// A parser for which data lines starting with `[<RFC 3339 time>]` or
+    /// `[LOG CREATED] <RFC 3339 time>` are marks (seq `None`) too.
+    pub fn with_time_lines() -> Self {
+        let mut p = SseParser::new();
+        p.flags |= TIME_LINES;
+        p
+    }
+
     pub fn new() -> Self {
         SseParser {
             ns: 0,
@@ -249,6 +289,7 @@ impl SseParser {
     fn mark_byte(&mut self, b: u8) {
         const PREFIX: &[u8] = b"MARK ";
         match self.mark {
+            0 if b == b'[' && self.flags & TIME_LINES != 0 => self.mark = T_OPEN,
             m @ 0..=4 => {
                 self.mark = if PREFIX[m as usize] == b { m + 1 } else { M_NO };
                 if self.mark == M_NS0 {
@@ -277,7 +318,141 @@ impl SseParser {
                     self.mark = M_TAIL;
                 }
             }
-            _ => {}
+            T_OPEN => {
+                self.ns = 0;
+                self.seq = 0;
+                self.pos = 0;
+                if b == LOG_CREATED[0] {
+                    self.mark = T_LOGC;
+                    self.pos = 1;
+                } else {
+                    self.mark = T_DATE;
+                    self.time_byte(b);
+                }
+            }
+            T_LOGC => {
+                if LOG_CREATED[self.pos as usize] != b {
+                    self.mark = M_NO;
+                } else {
+                    self.pos += 1;
+                    if self.pos as usize == LOG_CREATED.len() {
+                        self.mark = T_DATE;
+                        self.pos = 0;
+                    }
+                }
+            }
+            _ => self.time_byte(b),
+        }
+    }
+
+    /// One byte of an RFC 3339 time (`YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)`):
+    /// `ns` ends as unix nanoseconds; the mark becomes `M_TAIL` when complete.
+    fn time_byte(&mut self, b: u8) {
+        let digit = b.is_ascii_digit();
+        let d = b.wrapping_sub(b'0') as u32;
+        match self.mark {
+            T_DATE => {
+                let ok = match self.pos {
+                    4 | 7 => b == b'-',
+                    10 => matches!(b, b'T' | b't' | b' '),
+                    13 | 16 => b == b':',
+                    _ => digit,
+                };
+                if !ok {
+                    self.mark = M_NO;
+                    return;
+                }
+                if digit {
+                    self.seq = self.seq * 10 + d;
+                }
+                if self.pos == 10 {
+                    // seq = YYYYMMDD
+                    let (y, m, day) = (self.seq / 10_000, self.seq / 100 % 100, self.seq % 100);
+                    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || y < 1970 {
+                        self.mark = M_NO;
+                        return;
+                    }
+                    self.ns = days_from_civil(y as i64, m, day) as u64 * 86_400;
+                    self.seq = 0;
+                } else if self.pos == 18 {
+                    // seq = HHMMSS
+                    let (h, m, sec) = (self.seq / 10_000, self.seq / 100 % 100, self.seq % 100);
+                    if h > 23 || m > 59 || sec > 60 {
+                        self.mark = M_NO;
+                        return;
+                    }
+                    self.ns += (h * 3600 + m * 60 + sec) as u64;
+                    self.mark = T_SEC_END;
+                    return;
+                }
+                self.pos += 1;
+            }
+            T_SEC_END => {
+                self.ns = self.ns.wrapping_mul(1_000_000_000);
+                match b {
+                    b'.' => {
+                        self.mark = T_FRAC;
+                        self.seq = 0;
+                        self.pos = 0;
+                    }
+                    _ => {
+                        self.mark = T_ZONE;
+                        self.time_byte(b);
+                    }
+                }
+            }
+            T_FRAC => {
+                if digit {
+                    if self.pos < 9 {
+                        self.seq = self.seq * 10 + d;
+                        self.pos += 1;
+                    }
+                } else if self.pos == 0 {
+                    self.mark = M_NO;
+                } else {
+                    self.ns += self.seq as u64 * 10u64.pow(9 - self.pos as u32);
+                    self.mark = T_ZONE;
+                    self.time_byte(b);
+                }
+            }
+            T_ZONE => match b {
+                b'Z' | b'z' => self.mark = M_TAIL,
+                b'+' | b'-' => {
+                    self.mark = T_OFF;
+                    self.cand = (b == b'-') as u8;
+                    self.seq = 0;
+                    self.pos = 0;
+                }
+                _ => self.mark = M_NO,
+            },
+            T_OFF => {
+                let ok = if self.pos == 2 { b == b':' } else { digit };
+                if !ok {
+                    self.mark = M_NO;
+                    return;
+                }
+                if digit {
+                    self.seq = self.seq * 10 + d;
+                }
+                if self.pos == 4 {
+                    let (h, m) = (self.seq / 100, self.seq % 100);
+                    if h > 23 || m > 59 {
+                        self.mark = M_NO;
+                        return;
+                    }
+                    let off = (h * 3600 + m * 60) as u64 * 1_000_000_000;
+                    // local = UTC + offset
+                    self.ns = if self.cand == 1 {
+                        self.ns.wrapping_add(off)
+                    } else {
+                        self.ns.wrapping_sub(off)
+                    };
+                    self.mark = M_TAIL;
+                    return;
+                }
+                self.pos += 1;
+            }
+            _ => self.mark = M_NO,
         }
     }
 
@@ -324,7 +499,7 @@ impl SseParser {
                 mark,
             });
         }
-        self.flags &= CR_PENDING;
+        self.flags &= CR_PENDING | TIME_LINES;
         self.kind = 0;
         self.mark = M_NO;
     }
@@ -610,6 +785,106 @@ mod tests {
         assert!(Chunked::new().feed(b"\r\n", |_| {}).is_err());
         assert!(Chunked::new().feed(b"FFFFFFFFFF\r\n", |_| {}).is_err());
         assert!(Chunked::new().feed(b"1\r\nab", |_| {}).is_err());
+    }
+
+    fn parse_time_lines(chunks: &[&[u8]]) -> Vec<Event> {
+        let mut p = SseParser::with_time_lines();
+        let mut out = Vec::new();
+        for c in chunks {
+            p.feed(c, |e| out.push(e));
+        }
+        out
+    }
+
+    #[test]
+    fn time_lines_of_logcasts_writer() {
+        let s: &[u8] = b"id: 39\ndata: [LOG CREATED] 2026-11-27T18:02:06.123Z\n\n\
+id: 80\ndata: [2000-02-29T00:00:00.000Z] The quick brown fox.\n\n\
+id: 90\ndata: a sentence [2000-02-29T00:00:00.000Z]\n\n\
+id: 99\ndata: [2026-12-01T08:16:37.5+01:30] x\n\n\
+data: [2024-03-01T23:59:59-00:45]\n\n\
+data: [2024-03-01t23:59:59.123456789123z]\n\n\
+data: MARK 5 6\n\n";
+        let want = vec![
+            msg(Some((1_795_802_526_123_000_000, None))),
+            msg(Some((951_782_400_000_000_000, None))),
+            msg(None),
+            msg(Some((1_796_107_597_500_000_000, None))),
+            msg(Some((1_709_340_299_000_000_000, None))),
+            msg(Some((1_709_337_599_123_456_789, None))),
+            msg(Some((5, Some(6)))),
+        ];
+        // whole, split at every point, byte by byte
+        assert_eq!(parse_time_lines(&[s]), want);
+        for k in 0..=s.len() {
+            let (a, b) = s.split_at(k);
+            assert_eq!(parse_time_lines(&[a, b]), want, "split at {k}");
+        }
+        let bytes: Vec<&[u8]> = s.chunks(1).collect();
+        assert_eq!(parse_time_lines(&bytes), want);
+        // without the mode, only the MARK line is a mark
+        let plain: Vec<Event> = parse_all(&[s]);
+        assert_eq!(plain.iter().filter(|e| e.mark.is_some()).count(), 1);
+    }
+
+    #[test]
+    fn time_lines_reject_what_is_not_a_time() {
+        for line in [
+            &b"[LOG CREATED]2026-11-27T18:02:06.123Z"[..],
+            b"[LOG CREATE] 2026-11-27T18:02:06.123Z",
+            b"[2026-13-27T18:02:06.123Z]",
+            b"[2026-11-27T24:02:06.123Z]",
+            b"[2026-11-27T18:02:06.Z]",
+            b"[2026-11-27T18:02:06.123]",
+            b"[2026-11-27T18:02:06.123+0100]",
+            b"[2026-11-27 18:02]",
+            b"[1969-12-31T23:59:59Z]",
+            b"[x]",
+            b"[",
+        ] {
+            let mut s = b"data: ".to_vec();
+            s.extend_from_slice(line);
+            s.extend_from_slice(b"\n\n");
+            assert_eq!(
+                parse_time_lines(&[&s]),
+                vec![msg(None)],
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        // a space is a valid date/time separator (RFC 3339, 5.6 note)
+        assert_eq!(
+            parse_time_lines(&[b"data: [1970-01-02 00:00:01Z]\n\n"]),
+            vec![msg(Some((86_401_000_000_000, None)))]
+        );
+    }
+
+    #[test]
+    fn civil_days() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(days_from_civil(2026, 11, 27), 20_784);
+    }
+
+    #[test]
+    fn nchan_eventsource_frames() {
+        // bytes as nchan 1.3.6 (Debian's libnginx-mod-nchan) sends them after
+        // its response head: a `: hi` comment, then one event per published
+        // message with a `<time>:<n>` id
+        let s = b": hi\n\nid: 1796112997:0\ndata: MARK 123 0\n\nid: 1796112997:1\ndata: MARK 124 1\n\n: ping\n\nid: 1796112998:0\ndata: not a mark\n\n";
+        assert_eq!(
+            parse_every_split(s),
+            vec![
+                msg(Some((123, Some(0)))),
+                msg(Some((124, Some(1)))),
+                msg(None)
+            ]
+        );
+        // a message published with a newline in it arrives as two data lines
+        assert_eq!(
+            parse_every_split(b"id: 1:2\ndata: MARK 7 3\ndata: second line\n\n"),
+            vec![msg(Some((7, Some(3))))]
+        );
     }
 
     #[test]
