@@ -1,7 +1,7 @@
 //! Criterion benches of the engine's hot paths, without the network where
 //! possible: parsing a request head, framing a block of log lines as SSE
 //! events, and fanning one block out to thousands of real (loopback TCP)
-//! streams through the engine exactly as a poll tick does.
+//! streams through the engine exactly as a change does.
 //!
 //! The fan-out bench holds both ends of every connection in this one
 //! process, so the 20,000 open-file cap of these machines limits it to
@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use logcast::conn::Conn;
+use logcast::engine::{Engine, EngineConfig, Opened, WatchMode};
 use logcast::http::parse_head;
 use logcast::logs::LogDir;
 use logcast::metrics::Metrics;
 use logcast::routes::StreamRequest;
 use logcast::sse::Block;
-use logcast::stream::{Engine, Opened};
 use slab::Slab;
 
 const WRK_REQUEST: &[u8] =
@@ -105,23 +105,29 @@ fn bench_fanout(c: &mut Criterion) {
     g.sample_size(20).measurement_time(Duration::from_secs(8));
     for streams in [1_000usize, 9_000] {
         let (mut conns, mut clients) = connections(streams);
-        let mut engine = Engine::default();
+        // Poll mode: the bench drives the look itself (as a simulated
+        // writer's append does), with no notifications in between.
+        let config = EngineConfig {
+            watch: WatchMode::Poll,
+            poll_interval_ms: u64::MAX / 4,
+            heartbeat_interval_ms: u64::MAX / 4,
+        };
+        let mut engine = Engine::new(config, dir.clone());
+        let mut metrics = Metrics::default();
         let req = StreamRequest {
             id: "bench".into(),
             resume: None,
             tail: Some(0),
         };
-        let Ok(Opened::Stream { tail, offset, .. }) = engine.open(&dir, &req, 0) else {
+        let Ok(Opened::Stream { tail, offset }) = engine.open(&req, 0, &mut conns, &mut metrics)
+        else {
             panic!("open")
         };
         let keys: Vec<usize> = conns.iter().map(|(k, _)| k).collect();
         for key in keys {
             engine.attach(&mut conns[key], key, tail, offset);
         }
-        let mut metrics = Metrics::default();
-        while let Some((key, _)) = engine.work.pop_front() {
-            engine.advance(&mut conns[key], &mut metrics);
-        }
+        engine.run(0, &mut conns, &mut metrics);
         let mut file = OpenOptions::new().append(true).open(&path).expect("append");
         let line = b"[2026-11-27T18:02:06.123Z] worker 7 served request in 12 ms, cache hit\n";
         g.throughput(Throughput::Elements(streams as u64));
@@ -134,9 +140,9 @@ fn bench_fanout(c: &mut Criterion) {
                     for _ in 0..iters {
                         file.write_all(line).expect("write");
                         let start = Instant::now();
-                        let polled = engine.poll(tail, &mut conns, 0, u64::MAX, &mut metrics);
+                        engine.file_written("bench", 0, &mut conns, &mut metrics);
                         total += start.elapsed();
-                        assert!(polled.closed.is_empty());
+                        assert!(engine.pop_closed().is_none());
                         drain(&mut clients);
                     }
                     total

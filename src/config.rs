@@ -7,6 +7,8 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+pub use crate::engine::WatchMode;
+
 /// Everything the daemon needs to know from its command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -21,6 +23,7 @@ pub struct Config {
     pub max_connections: usize,
     pub max_writers: usize,
     pub workers: Workers,
+    pub watch: WatchMode,
 }
 
 /// How many reactor processes serve the port.
@@ -56,6 +59,7 @@ impl Default for Config {
             max_connections: 100_000,
             max_writers: 1_000,
             workers: Workers::Count(1),
+            watch: WatchMode::Auto,
         }
     }
 }
@@ -96,6 +100,9 @@ OPTIONS:
     --max-connections N          beyond it new connections get 503 [default: 100000]
     --max-writers N              simulated writers at once; beyond it POST gets 503 [default: 1000]
     --workers N|auto             worker processes sharing the port (SO_REUSEPORT) [default: 1]
+    --watch auto|poll            how tails learn of new bytes: auto = change notification
+                                 (inotify) where the file system gives it, polling elsewhere;
+                                 poll = the --poll-interval-ms stat poll only [default: auto]
     -h, --help                   print this help
     -V, --version                print the version
 
@@ -136,7 +143,7 @@ where
     Ok(Command::Run(config))
 }
 
-const FLAGS: [&str; 11] = [
+const FLAGS: [&str; 12] = [
     "--bind",
     "--port",
     "--log-dir",
@@ -148,6 +155,7 @@ const FLAGS: [&str; 11] = [
     "--max-connections",
     "--max-writers",
     "--workers",
+    "--watch",
 ];
 
 fn is_known(name: &str) -> bool {
@@ -177,6 +185,13 @@ fn apply(c: &mut Config, name: &str, value: &str) -> Result<(), ArgError> {
         "--max-writers" => c.max_writers = count(name, value, 1_000_000)? as usize,
         "--workers" if value == "auto" => c.workers = Workers::Auto,
         "--workers" => c.workers = Workers::Count(count(name, value, 256)? as usize),
+        "--watch" => {
+            c.watch = match value {
+                "auto" => WatchMode::Auto,
+                "poll" => WatchMode::Poll,
+                _ => return Err(invalid(name, value, "auto or poll")),
+            }
+        }
         _ => {
             return Err(ArgError(format!(
                 "logcast: unknown option '{name}' (see --help)"
@@ -229,7 +244,16 @@ mod tests {
 
     #[test]
     fn both_value_forms_are_accepted() {
-        let c = run(&["--port", "0", "--poll-interval-ms=20", "--workers", "auto"]).expect("ok");
+        let c = run(&[
+            "--port",
+            "0",
+            "--poll-interval-ms=20",
+            "--workers",
+            "auto",
+            "--watch=poll",
+        ])
+        .expect("ok");
+        assert_eq!(c.watch, WatchMode::Poll);
         assert_eq!(c.port, 0);
         assert_eq!(c.poll_interval_ms, 20);
         assert_eq!(c.workers, Workers::Auto);
@@ -242,6 +266,7 @@ mod tests {
             (&["--port", "70000"][..], "--port"),
             (&["--write-interval-ms", "0"][..], "--write-interval-ms"),
             (&["--workers", "0"][..], "--workers"),
+            (&["--watch", "inotify"][..], "--watch"),
             (&["--bind", "localhost"][..], "--bind"),
             (&["--port"][..], "--port"),
             (&["--bogus"][..], "--bogus"),

@@ -12,6 +12,7 @@ use std::io::{self, Read, Write};
 
 use mio::net::TcpStream;
 
+pub use crate::engine::StreamState;
 use crate::http::{BodyDecoder, RequestHead};
 use crate::timer::TimerId;
 
@@ -68,18 +69,6 @@ pub struct HttpState {
     pub head_started: bool,
     /// Requests answered on this connection.
     pub requests: u32,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct StreamState {
-    /// Key of the [`crate::logs::tail::Tail`] it follows.
-    pub tail: usize,
-    /// File offset this stream has sent (or is sending, in `out`) up to.
-    pub offset: u64,
-    /// Its index in the tail's `streams`.
-    pub index: usize,
-    /// Waiting in the reactor's catch-up queue.
-    pub queued: bool,
 }
 
 /// How a socket operation ended.

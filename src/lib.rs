@@ -17,11 +17,17 @@
 //! - [`http`] parses request heads with `httparse`, decodes and discards bodies,
 //!   and formats responses. Pure: no I/O, so it is tested byte by byte.
 //! - [`routes`] maps a parsed request to what the server must do.
-//! - [`logs`] is the engine: ids and the log directory, shared [`logs::tail`]s
-//!   that poll each followed file once per tick and frame new lines once,
-//!   simulated [`logs::writer`]s, and [`stream`] which fans frames out to every
-//!   stream at the tail's offset and lets streams that fell behind catch up from
-//!   the file itself: backpressure is a byte offset, never a queue.
+//! - [`engine`] follows logs and streams them, testable without the
+//!   reactor: [`engine::watch`] (inotify on the log directory, registered in
+//!   the same `Poll`) and simulated writers say which log changed;
+//!   [`engine::tail`] follows one file (offset, identity, rotation drain);
+//!   [`engine::fanout`] writes each framed block once to every stream at the
+//!   tail's offset, and streams that fell behind catch up from the file
+//!   itself: backpressure is a byte offset, never a queue. The engine asks
+//!   the server for wakes (heartbeats, polls where nothing notifies) rather
+//!   than touching the wheel.
+//! - [`logs`] owns ids and the log directory, the simulated
+//!   [`logs::writer`]s and their random text.
 //! - [`sse`] frames lines as events (WHATWG HTML, "Server-sent events"). Pure.
 //! - [`timer`] is a hierarchical timing wheel: the single source of timed work
 //!   (writes, polls, heartbeats, timeouts). Pure: time is passed in.
@@ -34,6 +40,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod conn;
+pub mod engine;
 pub mod http;
 pub mod json;
 pub mod listener;
@@ -42,7 +49,6 @@ pub mod metrics;
 pub mod routes;
 pub mod server;
 pub mod sse;
-pub mod stream;
 pub mod supervisor;
 pub mod sys;
 pub mod timer;

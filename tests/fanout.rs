@@ -130,7 +130,9 @@ fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
 fn five_hundred_streams_get_identical_bytes_from_one_poll_per_tick() {
     const STREAMS: usize = 500;
     const POLL_MS: u128 = 50;
-    let d = Daemon::start(&["--poll-interval-ms", "50"]);
+    // Poll mode: this test is about one poll per tick for the log, however
+    // many streams follow it.
+    let d = Daemon::start(&["--watch", "poll", "--poll-interval-ms", "50"]);
     let path = d.log_dir.join("fan.log");
     write_file(&path, b"fan-out starts here\n");
     let url = "/api/logs/fan/stream";

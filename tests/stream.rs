@@ -415,16 +415,18 @@ fn finished_log_sends_its_unterminated_last_line_with_the_file_size_as_id() {
     );
 }
 
-/// CONTRACT.md: "Reconnect ... at or past the end of a finished log -> 204".
+/// SPEC section 3: only an offset exactly at the end of a finished log gets
+/// 204 (EventSource then stops for good); past the end means the file was
+/// replaced, and it is replayed from 0 (tests/regressions.rs guards that).
 #[test]
-fn reconnect_past_the_end_of_a_finished_log_is_204() {
+fn reconnect_at_the_end_of_a_finished_log_is_204() {
     let d = Daemon::start(FAST);
     let path = d.log_dir.join("done.log");
     write_file(&path, b"x\nlast\n");
     finish(&path);
     for (target, header) in [
-        (stream_url("done"), vec!["Last-Event-ID: 600"]),
-        (format!("{}?from=9", stream_url("done")), vec![]),
+        (stream_url("done"), vec!["Last-Event-ID: 7"]),
+        (format!("{}?from=7", stream_url("done")), vec![]),
     ] {
         let mut r = SseStream::open(&d, &target, &header);
         if r.head.status != 204 {

@@ -2,10 +2,9 @@
 //! whoever writes it (this is `tail -f` over HTTP); a log whose file has no
 //! write bit is *finished* (SPEC section 3), which is how several daemons
 //! sharing a directory agree without talking. This module owns ids, paths and
-//! the directory; [`tail`] follows one file for its streams, [`writer`] runs
-//! the simulated writers, [`text`] makes their random lines.
+//! the directory; [`writer`] runs the simulated writers, [`text`] makes their
+//! random lines. Following a file is the engine's ([`crate::engine::tail`]).
 
-pub mod tail;
 pub mod text;
 pub mod writer;
 

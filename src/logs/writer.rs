@@ -84,6 +84,11 @@ impl Writers {
         Ok((self.writers.insert(writer), generation, id))
     }
 
+    /// The log id of the writer at `key`.
+    pub fn id(&self, key: usize) -> Option<&str> {
+        self.writers.get(key).map(|w| w.id.as_str())
+    }
+
     /// The writer at `key` if its generation matches (a stale timer finds nothing).
     pub fn is_live(&self, key: usize, generation: u32) -> bool {
         self.writers

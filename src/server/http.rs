@@ -10,13 +10,13 @@ use mio::event::Event;
 
 use super::{Server, Timer};
 use crate::conn::{Flow, Phase, OUT_HIGH_WATER};
+use crate::engine::Opened;
 use crate::http::request::find_head_end;
 use crate::http::response::{self, HTML, JSON, TEXT};
 use crate::http::{
     parse_head, BodyDecoder, BodyProgress, HttpError, Method, RequestHead, Response, MAX_HEAD,
 };
 use crate::routes::{self, Endpoint};
-use crate::stream::Opened;
 
 /// How long a closing connection's unread input is drained.
 const LINGER_MS: u64 = 1000;
@@ -361,7 +361,7 @@ impl Server {
 
     /// This reactor's figures plus, in a worker, its siblings' latest ones.
     fn metrics_response(&mut self) -> Response {
-        self.metrics.logs_tailed = self.engine.tails.len() as u64;
+        self.metrics.logs_tailed = self.engine.tails_len() as u64;
         let mut total = self.metrics.clone();
         let (mut rss, mut fds) = (crate::sys::resident_bytes(), crate::sys::open_fds());
         for other in self.cluster.iter().flat_map(|c| c.others()) {
@@ -441,19 +441,15 @@ impl Server {
     /// Starts a stream, or returns the response that refuses it.
     fn open_stream(&mut self, key: usize, req: &routes::StreamRequest) -> Option<Response> {
         let now = self.now_ms();
-        self.catch_up_tail_for(req, now);
-        let opened = match self.engine.open(&self.dir, req, now) {
-            Ok(opened) => opened,
+        let opened = self
+            .engine
+            .open(req, now, &mut self.conns, &mut self.metrics);
+        self.engine_effects();
+        let (tail, offset) = match opened {
+            Ok(Opened::Stream { tail, offset }) => (tail, offset),
+            Ok(Opened::NotFound) => return Some(Response::error(404, "no such log")),
+            Ok(Opened::NoContent) => return Some(Response::new(204, TEXT, &b""[..])),
             Err(e) => return Some(Response::error(500, &format!("cannot open log: {e}"))),
-        };
-        let (tail, offset, new_tail) = match opened {
-            Opened::NotFound => return Some(Response::error(404, "no such log")),
-            Opened::NoContent => return Some(Response::new(204, TEXT, &b""[..])),
-            Opened::Stream {
-                tail,
-                offset,
-                new_tail,
-            } => (tail, offset, new_tail),
         };
         let conn = self.conns.get_mut(key)?;
         response::stream_head(&mut conn.out);
@@ -461,41 +457,10 @@ impl Server {
         if let Some((id, _)) = conn.timer.take() {
             self.timers.cancel(id);
         }
-        if new_tail {
-            let generation = self.engine.tails[tail].generation;
-            let id = self.timers.insert(
-                now + self.config.poll_interval_ms,
-                Timer::Tail(tail, generation),
-            );
-            self.engine.tails[tail].timer = Some(id);
-        }
         self.metrics.streams_open += 1;
-        self.metrics.logs_tailed = self.engine.tails.len() as u64;
+        self.metrics.logs_tailed = self.engine.tails_len() as u64;
         log::debug!("conn {key}: streaming {} from {offset}", req.id);
         None
-    }
-
-    /// A client resuming past what this daemon's tail has read (it got those
-    /// lines from another daemon sharing the directory, or in the moments
-    /// since the last poll): poll the tail now, so that the resume point is
-    /// judged against the file as it is, not as it was at the last tick.
-    /// Otherwise the offset would look past the end (a truncation) and the
-    /// client would get the whole log again.
-    fn catch_up_tail_for(&mut self, req: &routes::StreamRequest, now: u64) {
-        let Some(tail) = self.engine.tail_of(&req.id) else {
-            return;
-        };
-        let known = self.engine.tails[tail].offset;
-        if req.resume.is_none_or(|at| at <= known) {
-            return;
-        }
-        let heartbeat = self.config.heartbeat_interval_ms;
-        let polled = self
-            .engine
-            .poll(tail, &mut self.conns, now, heartbeat, &mut self.metrics);
-        for conn_key in polled.closed {
-            self.close(conn_key);
-        }
     }
 
     /// Header and idle timeouts, re-checked against the deadline when the

@@ -27,14 +27,15 @@ use slab::Slab;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::conn::{Conn, Phase};
+use crate::engine::{Engine, EngineConfig};
 use crate::logs::writer::Writers;
 use crate::logs::LogDir;
 use crate::metrics::Metrics;
-use crate::stream::Engine;
 use crate::timer::TimerWheel;
 
 const SIGNAL: Token = Token(usize::MAX);
 const LISTENER: Token = Token(usize::MAX - 1);
+const WATCH: Token = Token(usize::MAX - 2);
 
 /// After `accept` fails for lack of descriptors, try again this much later
 /// (instead of spinning on a listener that stays readable).
@@ -48,7 +49,9 @@ const STOP_FLUSH_MS: u64 = 700;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Timer {
     Conn(usize, u32),
-    Tail(usize, u32),
+    /// A tail's wake, and the time it was asked for (a later wake of the
+    /// same tail supersedes it).
+    Tail(usize, u32, u64),
     Writer(usize, u32),
     ResumeAccept,
     /// Publish this worker's snapshot for its siblings.
@@ -92,13 +95,25 @@ impl Server {
         let mut signals = Signals::new([SIGTERM, SIGINT])?;
         poll.registry()
             .register(&mut signals, SIGNAL, Interest::READABLE)?;
+        let engine = Engine::new(
+            EngineConfig {
+                watch: config.watch,
+                poll_interval_ms: config.poll_interval_ms,
+                heartbeat_interval_ms: config.heartbeat_interval_ms,
+            },
+            dir.clone(),
+        );
+        if let Some(fd) = engine.watch_fd() {
+            poll.registry()
+                .register(&mut mio::unix::SourceFd(&fd), WATCH, Interest::READABLE)?;
+        }
         Ok(Server {
             poll,
             listener: Some(listener),
             signals,
             conns: Slab::with_capacity(1024),
             timers: TimerWheel::new(0),
-            engine: Engine::default(),
+            engine,
             writers: Writers::default(),
             metrics: Metrics::default(),
             config,
@@ -124,7 +139,7 @@ impl Server {
 
     fn publish(&mut self, now: u64) {
         let Some(cluster) = &self.cluster else { return };
-        self.metrics.logs_tailed = self.engine.tails.len() as u64;
+        self.metrics.logs_tailed = self.engine.tails_len() as u64;
         if let Err(e) = cluster.publish(&self.metrics, self.engine.subscriber_counts()) {
             log::warn!("cannot publish worker state: {e}");
         }
@@ -165,6 +180,7 @@ impl Server {
                 match event.token() {
                     SIGNAL => stop |= self.signalled(),
                     LISTENER => self.accept_all(),
+                    WATCH => self.watch_event(),
                     Token(key) => self.conn_event(key, event),
                 }
             }
@@ -179,7 +195,7 @@ impl Server {
 
     /// Until the next timer, or no wait at all while streams have work queued.
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.engine.work.is_empty() {
+        if self.engine.has_work() {
             return Some(Duration::ZERO);
         }
         let next = self.timers.next_deadline()?;
@@ -311,7 +327,7 @@ impl Server {
         for timer in expired.drain(..) {
             match timer {
                 Timer::Conn(key, generation) => self.conn_timer(key, generation, now),
-                Timer::Tail(key, generation) => self.tail_timer(key, generation, now),
+                Timer::Tail(key, generation, at) => self.tail_timer(key, generation, at, now),
                 Timer::Writer(key, generation) => self.writer_timer(key, generation, now),
                 Timer::ResumeAccept => {
                     self.accept_paused = false;
@@ -327,6 +343,7 @@ impl Server {
         if !self.writers.is_live(key, generation) {
             return;
         }
+        let id = self.writers.id(key).map(str::to_string);
         match self.writers.tick(key, now, &mut self.rng) {
             crate::logs::writer::Tick::Wrote => {
                 self.timers.insert(
@@ -338,6 +355,10 @@ impl Server {
             crate::logs::writer::Tick::Failed(why) => log::warn!("{why}"),
         }
         self.metrics.writers_active = self.writers.len() as u64;
+        // The line goes out in this same turn, not at the next poll.
+        if let Some(id) = id {
+            self.log_written(&id, now);
+        }
     }
 
     /// Closes a connection and releases everything it held.
@@ -346,11 +367,9 @@ impl Server {
             return;
         };
         if let Phase::Stream(stream) = conn.phase {
-            if let Some(timer) = self.engine.detach(&mut self.conns, &stream) {
-                self.timers.cancel(timer);
-            }
+            self.engine.detach(&mut self.conns, &stream);
             self.metrics.streams_open -= 1;
-            self.metrics.logs_tailed = self.engine.tails.len() as u64;
+            self.metrics.logs_tailed = self.engine.tails_len() as u64;
         }
         let Some(mut conn) = self.conns.try_remove(key) else {
             return;
@@ -374,6 +393,7 @@ impl Server {
         // Every stream gets `shutdown` (SPEC section 3), even one of a log
         // that just finished: its reconnect gets 204 from the next daemon.
         self.engine.shutdown_all(&mut self.conns);
+        self.engine_effects();
         let idle: Vec<usize> = self
             .conns
             .iter()

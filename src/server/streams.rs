@@ -1,13 +1,12 @@
 //! Streams on the reactor: socket events of streaming connections, the
 //! queue of streams with catch-up work, and the tails' poll timers. The
-//! engine ([`crate::stream`]) decides; this file connects it to sockets,
+//! engine ([`crate::engine`]) decides; this file connects it to sockets,
 //! timers and closing.
 
 use mio::event::Event;
 
 use super::{Server, Timer};
 use crate::conn::Flow;
-use crate::stream::Advance;
 
 impl Server {
     /// A stream socket is readable (the client sent something, or left) or
@@ -47,62 +46,47 @@ impl Server {
     }
 
     fn advance(&mut self, key: usize) {
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
-        match self.engine.advance(conn, &mut self.metrics) {
-            Advance::Blocked | Advance::CaughtUp => {}
-            Advance::MoreWork => {
-                let generation = conn.generation;
-                if let Some(s) = conn.stream_mut() {
-                    s.queued = true;
-                }
-                self.engine.work.push_back((key, generation));
-            }
-            Advance::Close => self.close(key),
-        }
+        self.engine.step(key, &mut self.conns, &mut self.metrics);
+        self.engine_effects();
     }
 
-    /// Streams queued for catch-up or control frames; each gets one turn,
-    /// so a long catch-up cannot starve the rest of the reactor.
+    /// The engine's turn: changes noticed, streams with queued work.
     pub(crate) fn run_work(&mut self) {
-        for _ in 0..self.engine.work.len() {
-            let Some((key, generation)) = self.engine.work.pop_front() else {
-                break;
-            };
-            if self
-                .conns
-                .get(key)
-                .is_some_and(|c| c.generation == generation && c.stream().is_some())
-            {
-                self.advance(key);
-            }
-        }
+        let now = self.now_ms();
+        self.engine.run(now, &mut self.conns, &mut self.metrics);
+        self.engine_effects();
     }
 
-    /// A tail's poll tick.
-    pub(crate) fn tail_timer(&mut self, key: usize, generation: u32, now: u64) {
-        if self.engine.tails.get(key).map(|t| t.generation) != Some(generation) {
-            return;
-        }
-        let polled = self.engine.poll(
-            key,
-            &mut self.conns,
-            now,
-            self.config.heartbeat_interval_ms,
-            &mut self.metrics,
-        );
-        if polled.rearm {
-            let id = self.timers.insert(
-                now + self.config.poll_interval_ms,
-                Timer::Tail(key, generation),
+    /// The change-notification descriptor is readable.
+    pub(crate) fn watch_event(&mut self) {
+        self.engine.notified();
+    }
+
+    /// A simulated writer wrote to (or finished) log `id`.
+    pub(crate) fn log_written(&mut self, id: &str, now: u64) {
+        self.engine
+            .file_written(id, now, &mut self.conns, &mut self.metrics);
+        self.engine_effects();
+    }
+
+    /// A tail's wake.
+    pub(crate) fn tail_timer(&mut self, key: usize, generation: u32, at: u64, now: u64) {
+        self.engine
+            .timer(key, generation, at, now, &mut self.conns, &mut self.metrics);
+        self.engine_effects();
+    }
+
+    /// Arms the wakes the engine asked for and closes the connections it
+    /// is done with.
+    pub(crate) fn engine_effects(&mut self) {
+        for wake in self.engine.take_wakes() {
+            self.timers.insert(
+                wake.at_ms,
+                Timer::Tail(wake.tail, wake.generation, wake.at_ms),
             );
-            self.engine.tails[key].timer = Some(id);
-        } else if let Some(tail) = self.engine.tails.get_mut(key) {
-            tail.timer = None;
         }
-        for conn_key in polled.closed {
-            self.close(conn_key);
+        while let Some(key) = self.engine.pop_closed() {
+            self.close(key);
         }
     }
 }

@@ -518,3 +518,53 @@ pub fn assert_refuses_log_dir(dir: &Path, ctx: &str) -> Run {
     );
     run
 }
+
+// ---------------------------------------------------------------------------
+// Descriptors the daemon holds, by target, and this test process's own file
+// limit (added for tests/watch.rs).
+
+/// The targets of a process's open descriptors (`/proc/<pid>/fd/*` links).
+fn fd_targets(pid: u32) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .collect()
+}
+
+impl Daemon {
+    /// Number of the daemon's open descriptors on files under `dir` (for
+    /// example the log files it holds open), from the `/proc/<pid>/fd` links.
+    pub fn open_fds_under(&self, dir: &Path) -> usize {
+        let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        fd_targets(self.pid())
+            .iter()
+            .filter(|t| t.starts_with(&dir))
+            .count()
+    }
+
+    /// Whether the daemon holds an inotify instance (`anon_inode:inotify`).
+    pub fn has_inotify(&self) -> bool {
+        fd_targets(self.pid())
+            .iter()
+            .any(|t| t.as_os_str() == "anon_inode:inotify")
+    }
+}
+
+/// Raises this test process's soft open-file limit to its hard limit (a test
+/// holding thousands of sockets needs it); returns the soft limit now in force.
+pub fn raise_own_nofile_limit() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            },
+        );
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}

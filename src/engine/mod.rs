@@ -1,0 +1,883 @@
+//! The streaming engine: from a change in a log file to bytes on every
+//! socket that follows it, testable without the reactor. Follow one line:
+//!
+//! 1. Something says a log changed: the directory's change notification
+//!    ([`watch`]), the simulated writer that just appended
+//!    ([`Engine::file_written`]), or, where no notification covers the file,
+//!    its poll timer. The tail is marked stale.
+//! 2. In the same reactor turn, [`Engine::run`] looks at each stale tail
+//!    ([`tail::Tail::refresh`]): one `fstat` of its descriptor, plus a `stat`
+//!    of the path when a name changed. New bytes are read once and framed
+//!    once into a [`crate::sse::Block`], however many streams follow the log.
+//! 3. [`fanout::Fanout::send`] writes that block straight to every stream
+//!    at the tail's offset. A stream whose socket was full keeps only the
+//!    unsent rest of one event and falls behind; when its socket drains,
+//!    [`Engine::advance`] lets it catch up from the file itself, in bounded
+//!    chunks. Backpressure is a byte offset, never a queue.
+//!
+//! Time enters only through wakes the engine asks for ([`Wake`]): the server
+//! arms them on its wheel and calls [`Engine::timer`] when they fire. A
+//! watched log asks for one wake per heartbeat interval (heartbeats, and a
+//! cheap `stat` as the floor under the notifications); a polled one, one
+//! per poll interval. A log nobody writes costs no work per tick, and no
+//! descriptor once idle: descriptors are opened on change and let go when
+//! the log has been quiet for a heartbeat interval, or when more than
+//! [`MAX_OPEN_FILES`] are open.
+//!
+//! Every step is bounded: each turn reads at most [`TURN_BYTES`] of new
+//! file data; a tail with more is looked at again next turn.
+
+pub mod fanout;
+pub mod tail;
+pub mod watch;
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+
+use slab::Slab;
+
+pub use fanout::StreamState;
+use fanout::{flush, write_block, Fanout};
+use tail::{Change, Tail, CHUNK};
+use watch::{DirEvent, Watcher};
+
+use crate::conn::{Conn, Flow, Phase};
+use crate::logs::LogDir;
+use crate::metrics::Metrics;
+use crate::routes::StreamRequest;
+use crate::sse::{self, Block};
+
+/// Most bytes of file a stream catches up in one turn before others get theirs.
+const CATCHUP_BUDGET: usize = 4 * CHUNK;
+
+/// Most bytes of new file data all tails together read in one turn.
+pub const TURN_BYTES: usize = 4 * CHUNK;
+
+/// Most notification reads (4 KiB each) per turn.
+const NOTIFY_READS: usize = 64;
+
+/// Descriptors of watched logs kept open at most; beyond it the least
+/// recently changed log lets its descriptor go.
+/// 512 leaves room for 19,000 streams' sockets under a 20,000-file cap.
+pub const MAX_OPEN_FILES: usize = 512;
+
+/// How tails learn of new bytes (`--watch`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WatchMode {
+    /// Change notification where the kernel gives it, polling elsewhere.
+    Auto,
+    /// The `--poll-interval-ms` poll only.
+    Poll,
+}
+
+/// The engine's share of the configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct EngineConfig {
+    pub watch: WatchMode,
+    pub poll_interval_ms: u64,
+    pub heartbeat_interval_ms: u64,
+}
+
+/// Run [`Engine::timer`] for `tail` of `generation` at `at_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wake {
+    pub tail: usize,
+    pub generation: u32,
+    pub at_ms: u64,
+}
+
+/// How a stream request is answered.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Opened {
+    /// No such log: 404.
+    NotFound,
+    /// A finished log and the client already has all of it: 204 tells
+    /// EventSource to stop reconnecting.
+    NoContent,
+    /// Stream from `offset`.
+    Stream { tail: usize, offset: u64 },
+}
+
+/// What [`Engine::advance`] left the stream in.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Advance {
+    /// Waiting for its socket to drain.
+    Blocked,
+    /// At the tail's offset: it will get the next fan-out.
+    CaughtUp,
+    /// Used its budget while behind: queued again.
+    MoreWork,
+    /// Close the connection (sent its end, or the peer left).
+    Close,
+}
+
+/// One followed log.
+#[derive(Debug)]
+struct Followed {
+    id: String,
+    tail: Tail,
+    fanout: Fanout,
+    generation: u32,
+    /// No notification covers this file: it is polled every interval.
+    polled: bool,
+    next_poll_ms: u64,
+    /// The wake armed for this tail; earlier-superseded wakes are ignored.
+    armed_at: Option<u64>,
+    /// Waiting in the stale queue, and whether that look must stat the path.
+    stale: bool,
+    check_path: bool,
+    /// Where the directory said our file was renamed to.
+    moved_to: Option<PathBuf>,
+    last_change_ms: u64,
+    /// Sent `end` (deleted): no more looks; it goes when its streams do.
+    ended: bool,
+}
+
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    dir: LogDir,
+    tails: Slab<Followed>,
+    by_id: HashMap<String, usize>,
+    watcher: Option<Watcher>,
+    /// The notification queue may hold more events than were read.
+    notify_backlog: bool,
+    events: Vec<DirEvent>,
+    /// `IN_MOVED_FROM` cookies of followed logs, until their `IN_MOVED_TO`.
+    moves: HashMap<u32, usize>,
+    /// Tails to look at, in order.
+    stale: VecDeque<usize>,
+    /// Streams with work to do outside a socket event: `(key, generation)`.
+    work: VecDeque<(usize, u32)>,
+    wakes: Vec<Wake>,
+    closed: Vec<usize>,
+    touched: Vec<usize>,
+    /// The block a tail frames and fans out.
+    block: Block,
+    /// The block a stream frames its catch-up into.
+    own: Block,
+    buf: Vec<u8>,
+    next_generation: u32,
+    files_open: usize,
+}
+
+impl Engine {
+    /// An engine for the logs of `dir`; with [`WatchMode::Auto`] it watches
+    /// the directory, or says once why it polls instead.
+    pub fn new(config: EngineConfig, dir: LogDir) -> Engine {
+        let watcher = match config.watch {
+            WatchMode::Poll => None,
+            WatchMode::Auto => match Watcher::new(dir.path()) {
+                Ok(w) => {
+                    log::info!("watching {} for changes", dir.path().display());
+                    Some(w)
+                }
+                Err(why) => {
+                    log::warn!(
+                        "log dir {}: {why}; polling every {} ms",
+                        dir.path().display(),
+                        config.poll_interval_ms
+                    );
+                    None
+                }
+            },
+        };
+        Engine {
+            config,
+            dir,
+            tails: Slab::new(),
+            by_id: HashMap::new(),
+            watcher,
+            notify_backlog: false,
+            events: Vec::new(),
+            moves: HashMap::new(),
+            stale: VecDeque::new(),
+            work: VecDeque::new(),
+            wakes: Vec::new(),
+            closed: Vec::new(),
+            touched: Vec::new(),
+            block: Block::default(),
+            own: Block::default(),
+            buf: Vec::new(),
+            next_generation: 0,
+            files_open: 0,
+        }
+    }
+
+    /// The change-notification descriptor to register for readability.
+    pub fn watch_fd(&self) -> Option<RawFd> {
+        self.watcher.as_ref().map(Watcher::raw_fd)
+    }
+
+    /// Whether the directory is watched (false: every tail is polled).
+    pub fn is_watching(&self) -> bool {
+        self.watcher.is_some()
+    }
+
+    /// Work is waiting that should run without waiting for an event.
+    pub fn has_work(&self) -> bool {
+        !self.work.is_empty() || !self.stale.is_empty() || self.notify_backlog
+    }
+
+    /// Wakes to arm on the timer wheel, since the last call.
+    pub fn take_wakes(&mut self) -> std::vec::Drain<'_, Wake> {
+        self.wakes.drain(..)
+    }
+
+    /// A connection whose peer is gone or whose stream ended, to close.
+    pub fn pop_closed(&mut self) -> Option<usize> {
+        self.closed.pop()
+    }
+
+    /// Logs followed right now.
+    pub fn tails_len(&self) -> usize {
+        self.tails.len()
+    }
+
+    /// Log descriptors held right now.
+    pub fn files_open(&self) -> usize {
+        self.files_open
+    }
+
+    /// Streams following log `id` right now.
+    pub fn subscribers(&self, id: &str) -> u64 {
+        self.by_id
+            .get(id)
+            .and_then(|&t| self.tails.get(t))
+            .map_or(0, |f| f.fanout.len() as u64)
+    }
+
+    /// `(log id, streams)` for every followed log.
+    pub fn subscriber_counts(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.tails
+            .iter()
+            .map(|(_, f)| (f.id.as_str(), f.fanout.len() as u64))
+    }
+
+    /// Finds (or opens) the log's tail and decides where the stream starts.
+    pub fn open(
+        &mut self,
+        req: &StreamRequest,
+        now_ms: u64,
+        conns: &mut Slab<Conn>,
+        m: &mut Metrics,
+    ) -> io::Result<Opened> {
+        let (key, new_tail) = match self.by_id.get(&req.id) {
+            Some(&key) => {
+                // A client resuming past what this tail has read (it got
+                // those lines from another daemon sharing the directory, or
+                // the change is not processed yet): look at the file now, so
+                // the resume point is judged against the file as it is.
+                if req
+                    .resume
+                    .is_some_and(|at| at > self.tails[key].tail.offset())
+                {
+                    self.look(key, now_ms, true, conns, m);
+                }
+                (key, false)
+            }
+            None => match self.open_tail(&req.id, now_ms) {
+                Ok(key) => (key, true),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Opened::NotFound),
+                Err(e) => return Err(e),
+            },
+        };
+        let start = self.start_of(key, req);
+        match start {
+            Ok(Some(offset)) => {
+                if new_tail {
+                    self.arm_next(key, now_ms);
+                }
+                Ok(Opened::Stream { tail: key, offset })
+            }
+            Ok(None) | Err(_) if new_tail => {
+                self.drop_tail(key);
+                start.map(|_| Opened::NoContent)
+            }
+            Ok(None) => Ok(Opened::NoContent),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Where a stream starts, or `None` for a client that already has the
+    /// whole of a finished log.
+    fn start_of(&mut self, key: usize, req: &StreamRequest) -> io::Result<Option<u64>> {
+        let tail = &mut self.tails[key].tail;
+        let before = tail.files_open();
+        let start = match (req.resume, req.tail) {
+            (Some(at), _) if tail.is_complete() && at == tail.size() => Ok(None),
+            (Some(at), _) => tail.resume_start(at, &mut self.buf).map(Some),
+            (None, Some(n)) => tail.tail_start(n, &mut self.buf).map(Some),
+            (None, None) => Ok(Some(0)),
+        };
+        self.recount(key, before);
+        self.limit_open_files(key);
+        start
+    }
+
+    fn open_tail(&mut self, id: &str, now_ms: u64) -> io::Result<usize> {
+        let tail = Tail::open(self.dir.file_of(id))?;
+        self.next_generation = self.next_generation.wrapping_add(1);
+        self.files_open += tail.files_open();
+        let polled = self.watcher.is_none() || tail.symlink;
+        let key = self.tails.insert(Followed {
+            id: id.to_string(),
+            tail,
+            fanout: Fanout::new(now_ms),
+            generation: self.next_generation,
+            polled,
+            next_poll_ms: now_ms + self.config.poll_interval_ms,
+            armed_at: None,
+            stale: false,
+            check_path: false,
+            moved_to: None,
+            last_change_ms: now_ms,
+            ended: false,
+        });
+        self.by_id.insert(id.to_string(), key);
+        Ok(key)
+    }
+
+    fn drop_tail(&mut self, key: usize) {
+        let Some(f) = self.tails.try_remove(key) else {
+            return;
+        };
+        self.files_open -= f.tail.files_open();
+        if self.by_id.get(&f.id) == Some(&key) {
+            self.by_id.remove(&f.id);
+        }
+    }
+
+    /// Makes connection `key` a stream of `tail` from `offset` and queues its
+    /// first catch-up.
+    pub fn attach(&mut self, conn: &mut Conn, key: usize, tail: usize, offset: u64) {
+        let index = self.tails[tail].fanout.add(key);
+        conn.phase = Phase::Stream(StreamState {
+            tail,
+            offset,
+            index,
+            queued: true,
+        });
+        self.work.push_back((key, conn.generation));
+    }
+
+    /// Removes a closing stream from its tail; the tail goes with its last
+    /// stream (and with it its descriptor).
+    pub fn detach(&mut self, conns: &mut Slab<Conn>, stream: &StreamState) {
+        let Some(f) = self.tails.get_mut(stream.tail) else {
+            return;
+        };
+        f.fanout.remove(stream.index, conns);
+        if f.fanout.is_empty() {
+            self.drop_tail(stream.tail);
+        }
+    }
+
+    /// A simulated writer appended to (or finished) log `id`: its streams
+    /// get the line in this same turn.
+    pub fn file_written(&mut self, id: &str, now_ms: u64, conns: &mut Slab<Conn>, m: &mut Metrics) {
+        if let Some(&key) = self.by_id.get(id) {
+            self.look(key, now_ms, false, conns, m);
+        }
+    }
+
+    /// The notification descriptor is readable: note which tails changed.
+    /// They are looked at by [`Engine::run`] in this same turn.
+    pub fn notified(&mut self) {
+        let Some(watcher) = &mut self.watcher else {
+            return;
+        };
+        let mut events = std::mem::take(&mut self.events);
+        match watcher.read(NOTIFY_READS, &mut events) {
+            Ok(drained) => self.notify_backlog = !drained,
+            Err(e) => {
+                log::warn!("change notification failed: {e}");
+                events.push(DirEvent::DirGone);
+            }
+        }
+        for event in events.drain(..) {
+            self.apply(event);
+        }
+        self.events = events;
+        if self.moves.len() > 1024 {
+            self.moves.clear();
+        }
+    }
+
+    fn apply(&mut self, event: DirEvent) {
+        match event {
+            DirEvent::Content(name) => self.mark_name(&name, false),
+            DirEvent::Name(name) => self.mark_name(&name, true),
+            DirEvent::MovedFrom { name, cookie } => {
+                if let Some(key) = self.key_of_name(&name) {
+                    self.moves.insert(cookie, key);
+                    self.mark(key, true);
+                }
+            }
+            DirEvent::MovedTo { name, cookie } => {
+                if let Some(key) = self.moves.remove(&cookie) {
+                    if let Some(f) = self.tails.get_mut(key) {
+                        f.moved_to = Some(self.dir.path().join(&name));
+                    }
+                }
+                self.mark_name(&name, true);
+            }
+            DirEvent::Overflow => {
+                log::info!("change notification queue overflowed: looking at every log again");
+                let keys: Vec<usize> = self.tails.iter().map(|(k, _)| k).collect();
+                for key in keys {
+                    self.mark(key, true);
+                }
+            }
+            DirEvent::DirGone => self.stop_watching(),
+        }
+    }
+
+    /// The directory is gone (or its watch failed): every tail is polled
+    /// from now on, which is also how their streams learn of the deletion.
+    fn stop_watching(&mut self) {
+        if self.watcher.take().is_none() {
+            return;
+        }
+        log::warn!(
+            "log dir {}: no longer watched; polling every {} ms",
+            self.dir.path().display(),
+            self.config.poll_interval_ms
+        );
+        self.notify_backlog = false;
+        let keys: Vec<usize> = self.tails.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            self.tails[key].polled = true;
+            self.mark(key, true);
+        }
+    }
+
+    fn key_of_name(&self, name: &str) -> Option<usize> {
+        let id = name.strip_suffix(".log")?;
+        self.by_id.get(id).copied()
+    }
+
+    fn mark_name(&mut self, name: &str, check_path: bool) {
+        if let Some(key) = self.key_of_name(name) {
+            self.mark(key, check_path);
+        }
+    }
+
+    /// Queues a look at tail `key` in this turn.
+    fn mark(&mut self, key: usize, check_path: bool) {
+        let Some(f) = self.tails.get_mut(key) else {
+            return;
+        };
+        f.check_path |= check_path;
+        if !f.stale {
+            f.stale = true;
+            self.stale.push_back(key);
+        }
+    }
+
+    /// One turn of engine work: read notifications left over, look at stale
+    /// tails, then move queued streams forward; each within its budget.
+    pub fn run(&mut self, now_ms: u64, conns: &mut Slab<Conn>, m: &mut Metrics) {
+        if self.notify_backlog {
+            self.notified();
+        }
+        let mut read = 0;
+        for _ in 0..self.stale.len() {
+            if read >= TURN_BYTES {
+                break;
+            }
+            let Some(key) = self.stale.pop_front() else {
+                break;
+            };
+            let Some(f) = self.tails.get_mut(key) else {
+                continue;
+            };
+            let check_path = std::mem::take(&mut f.check_path);
+            f.stale = false;
+            read += self.look(key, now_ms, check_path, conns, m);
+        }
+        self.run_streams(conns, m);
+    }
+
+    /// Looks at a tail's file and sends what changed: new lines, `reset`
+    /// (truncation, or rotation once the old file is read to its end),
+    /// `end` (finished or deleted). Returns the bytes read; a tail with
+    /// more to read than one turn allows is queued again.
+    fn look(
+        &mut self,
+        key: usize,
+        now_ms: u64,
+        check_path: bool,
+        conns: &mut Slab<Conn>,
+        m: &mut Metrics,
+    ) -> usize {
+        let Some(f) = self.tails.get_mut(key) else {
+            return 0;
+        };
+        if f.ended {
+            return 0;
+        }
+        let before = f.tail.files_open();
+        let moved_to = f.moved_to.take();
+        let change = f.tail.refresh(now_ms, check_path, moved_to.as_deref());
+        self.files_open = self.files_open + f.tail.files_open() - before;
+        let mut read = 0;
+        match change {
+            Change::Unchanged => {}
+            Change::Reset => self.control(key, sse::RESET, false, conns),
+            Change::Missing { deleted_at_ms } => self.arm(key, deleted_at_ms),
+            Change::Deleted => {
+                // What was appended before the deletion still goes out (up
+                // to a turn's budget: the file is gone, nobody can resume it).
+                self.read_and_fan_out(key, TURN_BYTES, now_ms, conns, m);
+                self.end_deleted(key, conns);
+                return 0;
+            }
+        }
+        read += self.read_and_fan_out(key, TURN_BYTES, now_ms, conns, m);
+        let f = &mut self.tails[key];
+        if read < TURN_BYTES && f.tail.ready_to_switch() && f.tail.switch() {
+            self.control(key, sse::RESET, false, conns);
+            read += self.read_and_fan_out(key, TURN_BYTES, now_ms, conns, m);
+        }
+        let f = &self.tails[key];
+        if read >= TURN_BYTES {
+            self.mark(key, false); // more next turn
+        } else if f.tail.is_complete() {
+            self.end_caught_up(key, conns, m);
+        }
+        self.limit_open_files(key);
+        read
+    }
+
+    /// Reads new bytes (up to `budget`), frames them once and writes them to
+    /// every stream at the tail; returns the bytes read.
+    fn read_and_fan_out(
+        &mut self,
+        key: usize,
+        budget: usize,
+        now_ms: u64,
+        conns: &mut Slab<Conn>,
+        m: &mut Metrics,
+    ) -> usize {
+        let Engine {
+            tails,
+            block,
+            buf,
+            closed,
+            ..
+        } = self;
+        let f = &mut tails[key];
+        let mut read = 0;
+        while read < budget {
+            let before = f.tail.offset();
+            m.tail_reads += u64::from(before < f.tail.size());
+            match f.tail.read_new(buf, block) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    log::warn!("log {}: read failed: {e}", f.id);
+                    break;
+                }
+            }
+            read += (f.tail.offset() - before) as usize;
+            f.last_change_ms = now_ms;
+            f.fanout.send(block, conns, now_ms, m, closed);
+        }
+        read
+    }
+
+    /// Sends a control frame to every stream of a tail (see
+    /// [`Fanout::control`]) and queues them to flush it.
+    fn control(&mut self, key: usize, frame: &[u8], close: bool, conns: &mut Slab<Conn>) {
+        let mut touched = std::mem::take(&mut self.touched);
+        self.tails[key]
+            .fanout
+            .control(frame, close, conns, &mut touched);
+        for stream_key in touched.drain(..) {
+            self.enqueue(stream_key, conns);
+        }
+        self.touched = touched;
+    }
+
+    /// The log's file has been gone for a second: its streams get `end`;
+    /// the name is free for a new log of the same id.
+    fn end_deleted(&mut self, key: usize, conns: &mut Slab<Conn>) {
+        self.control(key, sse::END_DELETED, true, conns);
+        let f = &mut self.tails[key];
+        f.ended = true;
+        let id = f.id.clone();
+        if self.by_id.get(&id) == Some(&key) {
+            self.by_id.remove(&id);
+        }
+    }
+
+    /// A finished log: every stream already at its end gets `end` and closes.
+    fn end_caught_up(&mut self, key: usize, conns: &mut Slab<Conn>, m: &mut Metrics) {
+        let f = &self.tails[key];
+        let waiting = f.fanout.caught_up(f.tail.offset(), conns);
+        if waiting.is_empty() {
+            return;
+        }
+        let frame = self.end_frame(key);
+        for stream_key in waiting {
+            let Some(conn) = conns.get_mut(stream_key) else {
+                continue;
+            };
+            conn.out.extend_from_slice(&frame);
+            conn.close_after_flush = true;
+            m.events_sent += 1;
+            self.enqueue(stream_key, conns);
+        }
+    }
+
+    fn end_frame(&mut self, key: usize) -> Vec<u8> {
+        let tail = &mut self.tails[key].tail;
+        let before = tail.files_open();
+        let lines = tail.line_count(&mut self.buf).unwrap_or(0);
+        let size = tail.size();
+        self.recount(key, before);
+        sse::end_finished(lines, size)
+    }
+
+    /// Keeps the descriptors of watched logs under [`MAX_OPEN_FILES`]: the
+    /// least recently changed one (other than `keep`) lets its go.
+    fn limit_open_files(&mut self, keep: usize) {
+        while self.files_open > MAX_OPEN_FILES {
+            let oldest = self
+                .tails
+                .iter()
+                .filter(|(k, f)| *k != keep && !f.polled && f.tail.files_open() > 0)
+                .min_by_key(|(_, f)| f.last_change_ms)
+                .map(|(k, _)| k);
+            match oldest {
+                Some(k) => self.close_file(k),
+                None => return,
+            }
+        }
+    }
+
+    /// Tail `key` may have opened or closed descriptors since it held `before`.
+    fn recount(&mut self, key: usize, before: usize) {
+        if let Some(f) = self.tails.get(key) {
+            self.files_open = self.files_open + f.tail.files_open() - before;
+        }
+    }
+
+    fn close_file(&mut self, key: usize) {
+        let tail = &mut self.tails[key].tail;
+        let before = tail.files_open();
+        tail.close_file();
+        self.files_open = self.files_open + tail.files_open() - before;
+    }
+
+    /// Asks for a wake at `at_ms`, unless one at or before it is armed (it
+    /// will re-check when it fires).
+    fn arm(&mut self, key: usize, at_ms: u64) {
+        let Some(f) = self.tails.get_mut(key) else {
+            return;
+        };
+        if f.armed_at.is_some_and(|a| a <= at_ms) {
+            return;
+        }
+        f.armed_at = Some(at_ms);
+        self.wakes.push(Wake {
+            tail: key,
+            generation: f.generation,
+            at_ms,
+        });
+    }
+
+    /// The next wake a tail needs: its heartbeat, its poll, or the end of a
+    /// deletion grace period.
+    fn arm_next(&mut self, key: usize, now_ms: u64) {
+        let Some(f) = self.tails.get(key) else {
+            return;
+        };
+        if f.ended {
+            return;
+        }
+        let mut due = f.fanout.heartbeat_due(self.config.heartbeat_interval_ms);
+        if f.polled {
+            due = due.min(f.next_poll_ms);
+        }
+        if let Some(deleted_at) = f.tail.deleted_at_ms() {
+            due = due.min(deleted_at);
+        }
+        self.arm(key, due.max(now_ms));
+    }
+
+    /// A wake fired: poll a polled tail, end a deletion grace period, send
+    /// heartbeats and, for a watched tail, check the file by `stat` (the
+    /// floor under notifications, which miss writes through `mmap` or a hard
+    /// link elsewhere) and let an idle descriptor go.
+    pub fn timer(
+        &mut self,
+        key: usize,
+        generation: u32,
+        at_ms: u64,
+        now_ms: u64,
+        conns: &mut Slab<Conn>,
+        m: &mut Metrics,
+    ) {
+        let Some(f) = self.tails.get_mut(key) else {
+            return;
+        };
+        if f.generation != generation || f.armed_at != Some(at_ms) {
+            return; // superseded by an earlier wake
+        }
+        f.armed_at = None;
+        let heartbeat_due = now_ms >= f.fanout.heartbeat_due(self.config.heartbeat_interval_ms);
+        let mut look = f.tail.deleted_at_ms().is_some_and(|t| now_ms >= t);
+        if f.polled && now_ms >= f.next_poll_ms {
+            f.next_poll_ms = now_ms + self.config.poll_interval_ms;
+            m.tail_polls += 1;
+            look = true;
+        }
+        if heartbeat_due && !f.polled && !f.tail.unchanged_on_disk() {
+            look = true;
+        }
+        if look {
+            self.look(key, now_ms, true, conns, m);
+        }
+        let Some(f) = self.tails.get_mut(key) else {
+            return;
+        };
+        if heartbeat_due {
+            let offset = f.tail.offset();
+            f.fanout
+                .heartbeat(offset, conns, now_ms, m, &mut self.closed);
+            if !f.polled
+                && now_ms.saturating_sub(f.last_change_ms) >= self.config.heartbeat_interval_ms
+            {
+                self.close_file(key);
+            }
+        }
+        self.arm_next(key, now_ms);
+    }
+
+    fn enqueue(&mut self, key: usize, conns: &mut Slab<Conn>) {
+        let Some(conn) = conns.get_mut(key) else {
+            return;
+        };
+        let generation = conn.generation;
+        if let Some(s) = conn.stream_mut() {
+            if !s.queued {
+                s.queued = true;
+                self.work.push_back((key, generation));
+            }
+        }
+    }
+
+    /// Streams queued for catch-up or control frames; each gets one turn,
+    /// so a long catch-up cannot starve the rest of the reactor.
+    fn run_streams(&mut self, conns: &mut Slab<Conn>, m: &mut Metrics) {
+        for _ in 0..self.work.len() {
+            let Some((key, generation)) = self.work.pop_front() else {
+                break;
+            };
+            let Some(conn) = conns.get_mut(key) else {
+                continue;
+            };
+            if conn.generation == generation && conn.stream().is_some() {
+                self.step(key, conns, m);
+            }
+        }
+    }
+
+    /// A stream's socket drained, or it just started: move it forward.
+    pub fn step(&mut self, key: usize, conns: &mut Slab<Conn>, m: &mut Metrics) {
+        let Some(conn) = conns.get_mut(key) else {
+            return;
+        };
+        match self.advance(conn, m) {
+            Advance::Blocked | Advance::CaughtUp => {}
+            Advance::MoreWork => {
+                let generation = conn.generation;
+                if let Some(s) = conn.stream_mut() {
+                    s.queued = true;
+                }
+                self.work.push_back((key, generation));
+            }
+            Advance::Close => self.closed.push(key),
+        }
+    }
+
+    /// Moves one stream forward: flush what it has pending, then catch up
+    /// from the file until it reaches the tail, its budget runs out or its
+    /// socket is full. A stream at the end of a finished log gets `end`.
+    pub fn advance(&mut self, conn: &mut Conn, m: &mut Metrics) -> Advance {
+        if let Some(s) = conn.stream_mut() {
+            s.queued = false;
+        }
+        match flush(conn, m) {
+            Flow::Done => {}
+            Flow::WouldBlock => return Advance::Blocked,
+            Flow::Closed => return Advance::Close,
+        }
+        if conn.close_after_flush {
+            return Advance::Close;
+        }
+        let Some(stream) = conn.stream().copied() else {
+            return Advance::Close;
+        };
+        let Some(f) = self.tails.get_mut(stream.tail) else {
+            return Advance::Close;
+        };
+        let tail = &mut f.tail;
+        let mut files_before = tail.files_open();
+        let mut budget = CATCHUP_BUDGET;
+        let mut offset = stream.offset;
+        while offset < tail.offset() {
+            if budget == 0 {
+                return Advance::MoreWork;
+            }
+            let len = (tail.offset() - offset).min(CHUNK as u64) as usize;
+            m.catchup_reads += 1;
+            let read = tail.read_at(offset, len, &mut self.buf);
+            if tail.files_open() > files_before {
+                // Reopened to catch up.
+                self.files_open += tail.files_open() - files_before;
+                files_before = tail.files_open();
+            }
+            let n = match read {
+                Ok(n) if n > 0 => n,
+                _ => return Advance::Blocked, // file shrank or went: the next look resets
+            };
+            self.own.clear(offset);
+            self.own
+                .frame(&self.buf[..n], offset + n as u64 == tail.offset());
+            if self.own.is_empty() {
+                return Advance::Blocked;
+            }
+            let flow = write_block(conn, &self.own, m);
+            offset = conn.stream().map_or(offset, |s| s.offset);
+            match flow {
+                Flow::Done => budget = budget.saturating_sub(n),
+                Flow::WouldBlock => return Advance::Blocked,
+                Flow::Closed => return Advance::Close,
+            }
+        }
+        if f.tail.is_complete() {
+            let frame = self.end_frame(stream.tail);
+            conn.out.extend_from_slice(&frame);
+            conn.close_after_flush = true;
+            m.events_sent += 1;
+            return match flush(conn, m) {
+                Flow::WouldBlock => Advance::Blocked,
+                _ => Advance::Close,
+            };
+        }
+        Advance::CaughtUp
+    }
+
+    /// Every stream gets `shutdown` (the daemon is stopping).
+    pub fn shutdown_all(&mut self, conns: &mut Slab<Conn>) {
+        let keys: Vec<usize> = self.tails.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            self.control(key, sse::SHUTDOWN, true, conns);
+        }
+    }
+}
