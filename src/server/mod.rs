@@ -2,13 +2,14 @@
 //! of the clock. It owns every connection (a `Slab` addressed by `Token`),
 //! the timer wheel that drives all timed work, the streaming engine and the
 //! simulated writers, and turns readiness events and expired timers into
-//! calls on them. Handling of HTTP requests lives in `server/http.rs`, of
-//! streams in `server/streams.rs`; this file is the loop, accepting, timers and the stop.
+//! calls on them. Handling of HTTP requests lives in `server/http.rs`, the
+//! endpoints in `server/api.rs`, streams in `server/streams.rs`; this file is the loop, accepting, timers and the stop.
 //!
 //! Modelled on mio's `examples/tcp_server.rs`: edge-triggered readiness, so
 //! every handler drains its socket until `WouldBlock` or it may never be
 //! woken again.
 
+mod api;
 mod http;
 mod streams;
 
@@ -62,25 +63,25 @@ pub struct Server {
     poll: Poll,
     listener: Option<TcpListener>,
     signals: Signals,
-    pub(crate) conns: Slab<Conn>,
-    pub(crate) timers: TimerWheel<Timer>,
-    pub(crate) engine: Engine,
-    pub(crate) writers: Writers,
-    pub(crate) metrics: Metrics,
-    pub(crate) config: Config,
-    pub(crate) dir: LogDir,
-    pub(crate) rng: StdRng,
+    conns: Slab<Conn>,
+    timers: TimerWheel<Timer>,
+    engine: Engine,
+    writers: Writers,
+    metrics: Metrics,
+    config: Config,
+    dir: LogDir,
+    rng: StdRng,
     started: Instant,
     /// Read buffer shared by every connection: input is copied into a
     /// connection only when a request is incomplete.
-    pub(crate) scratch: Vec<u8>,
+    scratch: Vec<u8>,
     next_generation: u32,
     accept_paused: bool,
     /// Accepts are failing for lack of descriptors (logged once per episode).
     accept_starved: bool,
     expired: Vec<Timer>,
     /// Set when this reactor is one of several worker processes.
-    pub(crate) cluster: Option<Cluster>,
+    cluster: Option<Cluster>,
     /// Connections of the other workers at their last snapshot.
     sibling_connections: usize,
 }
