@@ -59,7 +59,7 @@ pub const TURN_BYTES: usize = 4 * CHUNK;
 const NOTIFY_READS: usize = 64;
 
 /// Descriptors of watched logs kept open at most; beyond it the least
-/// recently changed log lets its descriptor go.
+/// recently used log lets its descriptor go.
 /// 512 leaves room for 19,000 streams' sockets under a 20,000-file cap.
 pub const MAX_OPEN_FILES: usize = 512;
 
@@ -131,6 +131,8 @@ struct Followed {
     /// Where the directory said our file was renamed to.
     moved_to: Option<PathBuf>,
     last_change_ms: u64,
+    /// When its descriptor was last used, in [`Engine::recent`]'s sequence.
+    used_seq: u64,
     /// Sent `end` (deleted): no more looks; it goes when its streams do.
     ended: bool,
 }
@@ -161,6 +163,10 @@ pub struct Engine {
     buf: Vec<u8>,
     next_generation: u32,
     files_open: usize,
+    /// Tails in the order their descriptors were used, oldest first: the
+    /// eviction order. Entries whose `used_seq` is stale are skipped.
+    recent: VecDeque<(usize, u64)>,
+    next_seq: u64,
 }
 
 impl Engine {
@@ -203,6 +209,8 @@ impl Engine {
             buf: Vec::new(),
             next_generation: 0,
             files_open: 0,
+            recent: VecDeque::new(),
+            next_seq: 0,
         }
     }
 
@@ -334,9 +342,11 @@ impl Engine {
             check_path: false,
             moved_to: None,
             last_change_ms: now_ms,
+            used_seq: 0,
             ended: false,
         });
         self.by_id.insert(id.to_string(), key);
+        self.touch(key);
         Ok(key)
     }
 
@@ -522,7 +532,7 @@ impl Engine {
         let before = f.tail.files_open();
         let moved_to = f.moved_to.take();
         let change = f.tail.refresh(now_ms, check_path, moved_to.as_deref());
-        self.files_open = self.files_open + f.tail.files_open() - before;
+        self.recount(key, before);
         let mut read = 0;
         match change {
             Change::Unchanged => {}
@@ -646,23 +656,45 @@ impl Engine {
     /// least recently changed one (other than `keep`) lets its go.
     fn limit_open_files(&mut self, keep: usize) {
         while self.files_open > MAX_OPEN_FILES {
-            let oldest = self
-                .tails
-                .iter()
-                .filter(|(k, f)| *k != keep && !f.polled && f.tail.files_open() > 0)
-                .min_by_key(|(_, f)| f.last_change_ms)
-                .map(|(k, _)| k);
-            match oldest {
-                Some(k) => self.close_file(k),
-                None => return,
+            let Some((key, seq)) = self.recent.pop_front() else {
+                return;
+            };
+            let Some(f) = self.tails.get(key) else {
+                continue;
+            };
+            if f.used_seq != seq || f.polled || f.tail.files_open() == 0 {
+                continue; // used again since, polled, or already closed
             }
+            if key == keep {
+                self.touch(key);
+                continue;
+            }
+            self.close_file(key);
         }
     }
 
-    /// Tail `key` may have opened or closed descriptors since it held `before`.
+    /// Tail `key` may have opened or closed descriptors since it held
+    /// `before`; it has just been used.
     fn recount(&mut self, key: usize, before: usize) {
         if let Some(f) = self.tails.get(key) {
             self.files_open = self.files_open + f.tail.files_open() - before;
+            self.touch(key);
+        }
+    }
+
+    /// Records a use of tail `key`'s descriptor (the eviction order). Stale
+    /// entries are dropped when the list grows past a few times the tails.
+    fn touch(&mut self, key: usize) {
+        let Some(f) = self.tails.get_mut(key) else {
+            return;
+        };
+        self.next_seq += 1;
+        f.used_seq = self.next_seq;
+        self.recent.push_back((key, self.next_seq));
+        if self.recent.len() > 4 * (self.tails.len() + MAX_OPEN_FILES) {
+            let tails = &self.tails;
+            self.recent
+                .retain(|&(k, seq)| tails.get(k).is_some_and(|f| f.used_seq == seq));
         }
     }
 
