@@ -25,7 +25,7 @@
 //! [`MAX_OPEN_FILES`] are open.
 //!
 //! Every step is bounded: each turn reads at most [`TURN_BYTES`] of new
-//! file data; a tail with more is looked at again next turn.
+//! file data and looks at most at 512 tails; the rest waits for the next turn.
 
 pub mod fanout;
 pub mod tail;
@@ -54,6 +54,10 @@ const CATCHUP_BUDGET: usize = 4 * CHUNK;
 
 /// Most bytes of new file data all tails together read in one turn.
 pub const TURN_BYTES: usize = 4 * CHUNK;
+
+/// Most tails looked at in one turn (an overflow marks every tail: with
+/// 19,000 logs, that is spread over turns instead of frozen into one).
+const LOOKS_PER_TURN: usize = 512;
 
 /// Most notification reads (4 KiB each) per turn.
 const NOTIFY_READS: usize = 64;
@@ -494,7 +498,7 @@ impl Engine {
             self.notified();
         }
         let mut read = 0;
-        for _ in 0..self.stale.len() {
+        for _ in 0..self.stale.len().min(LOOKS_PER_TURN) {
             if read >= TURN_BYTES {
                 break;
             }
