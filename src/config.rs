@@ -24,6 +24,44 @@ pub struct Config {
     pub max_writers: usize,
     pub workers: Workers,
     pub watch: WatchMode,
+    pub stall_timeout_ms: u64,
+    pub retain: Retention,
+    pub read_only: bool,
+    /// `--token-file`: the bearer token POST and DELETE need.
+    pub token: Option<Secret>,
+    /// `--cors-origin`: origins answered with CORS headers (`*` = any).
+    pub cors_origins: Vec<String>,
+}
+
+/// How many finished logs that logcast created are kept (`--retain-*`);
+/// 0 means no limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    pub files: u64,
+    pub bytes: u64,
+    pub age_ms: u64,
+}
+
+impl Retention {
+    pub fn is_unlimited(&self) -> bool {
+        self.files == 0 && self.bytes == 0 && self.age_ms == 0
+    }
+}
+
+/// A value that must never be logged: its `Debug` says only that it is set.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
 }
 
 /// How many reactor processes serve the port.
@@ -60,6 +98,15 @@ impl Default for Config {
             max_writers: 1_000,
             workers: Workers::Count(1),
             watch: WatchMode::Auto,
+            stall_timeout_ms: 300_000,
+            retain: Retention {
+                files: 10_000,
+                bytes: 0,
+                age_ms: 0,
+            },
+            read_only: false,
+            token: None,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -103,6 +150,17 @@ OPTIONS:
     --watch auto|poll            how tails learn of new bytes: auto = change notification
                                  (inotify) where the file system gives it, polling elsewhere;
                                  poll = the --poll-interval-ms stat poll only [default: auto]
+    --stall-timeout-ms N         a stream whose socket takes no byte this long is closed
+                                 [default: 300000]
+    --retain-files N             keep at most N finished logs logcast created; oldest go
+                                 first (0 = no limit) [default: 10000]
+    --retain-bytes SIZE          keep those logs under SIZE bytes in all: 512M, 2G
+                                 (0 = no limit) [default: 0]
+    --retain-age DURATION        delete those logs once this old: 90s, 30m, 12h, 7d
+                                 (0 = never) [default: 0]
+    --read-only                  nothing is created or deleted (POST, DELETE get 403)
+    --token-file PATH            POST and DELETE need `Authorization: Bearer <first line>`
+    --cors-origin ORIGIN         answer CORS for this origin on /api/ (repeatable; * = any)
     -h, --help                   print this help
     -V, --version                print the version
 
@@ -129,6 +187,10 @@ where
             Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
             _ => (arg.clone(), None),
         };
+        if SWITCHES.contains(&name.as_str()) && inline.is_none() {
+            apply_switch(&mut config, &name);
+            continue;
+        }
         if !is_known(&name) {
             return Err(ArgError(format!(
                 "logcast: unknown option '{arg}' (see --help)"
@@ -143,7 +205,16 @@ where
     Ok(Command::Run(config))
 }
 
-const FLAGS: [&str; 12] = [
+/// Flags that take no value.
+const SWITCHES: [&str; 1] = ["--read-only"];
+
+fn apply_switch(c: &mut Config, name: &str) {
+    if name == "--read-only" {
+        c.read_only = true;
+    }
+}
+
+const FLAGS: [&str; 18] = [
     "--bind",
     "--port",
     "--log-dir",
@@ -156,6 +227,12 @@ const FLAGS: [&str; 12] = [
     "--max-writers",
     "--workers",
     "--watch",
+    "--stall-timeout-ms",
+    "--retain-files",
+    "--retain-bytes",
+    "--retain-age",
+    "--token-file",
+    "--cors-origin",
 ];
 
 fn is_known(name: &str) -> bool {
@@ -192,6 +269,23 @@ fn apply(c: &mut Config, name: &str, value: &str) -> Result<(), ArgError> {
                 _ => return Err(invalid(name, value, "auto or poll")),
             }
         }
+        "--stall-timeout-ms" => c.stall_timeout_ms = millis(name, value)?,
+        "--retain-files" => {
+            c.retain.files = limit(name, value, "a number (0 = no limit)", plain_number)?
+        }
+        "--retain-bytes" => {
+            c.retain.bytes = limit(name, value, "a size: 512, 64K, 512M, 2G", parse_size)?
+        }
+        "--retain-age" => {
+            c.retain.age_ms = limit(
+                name,
+                value,
+                "a duration: 90s, 30m, 12h, 7d",
+                parse_duration_ms,
+            )?
+        }
+        "--token-file" => c.token = Some(read_token(name, value)?),
+        "--cors-origin" => c.cors_origins.push(origin(name, value)?),
         _ => {
             return Err(ArgError(format!(
                 "logcast: unknown option '{name}' (see --help)"
@@ -214,6 +308,89 @@ fn count(name: &str, value: &str, max: u64) -> Result<u64, ArgError> {
     match value.parse::<u64>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
         _ => Err(invalid(name, value, &format!("a number 1..={max}"))),
+    }
+}
+
+/// A limit (`0` is none) that `parse` reads.
+fn limit(
+    name: &str,
+    value: &str,
+    expected: &str,
+    parse: fn(&str) -> Option<u64>,
+) -> Result<u64, ArgError> {
+    parse(value).ok_or_else(|| invalid(name, value, expected))
+}
+
+fn split_unit(value: &str) -> Option<(u64, &str)> {
+    let digits = value.bytes().take_while(u8::is_ascii_digit).count();
+    let n = value[..digits].parse().ok()?;
+    Some((n, &value[digits..]))
+}
+
+fn plain_number(value: &str) -> Option<u64> {
+    value.parse().ok()
+}
+
+/// `512`, `64K`, `512M`, `2G`, `1T` (binary units) to bytes.
+pub fn parse_size(value: &str) -> Option<u64> {
+    let (n, unit) = split_unit(value)?;
+    let scale: u64 = match unit {
+        "" | "B" => 1,
+        "K" | "k" | "KiB" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        "T" | "TiB" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(scale)
+}
+
+/// `90s`, `30m`, `12h`, `7d` (a bare number is seconds) to milliseconds.
+pub fn parse_duration_ms(value: &str) -> Option<u64> {
+    let (n, unit) = split_unit(value)?;
+    let scale: u64 = match unit {
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    n.checked_mul(scale)
+}
+
+/// The token is the file's first line; an unreadable or empty file is an
+/// error naming the flag (never the token).
+fn read_token(name: &str, path: &str) -> Result<Secret, ArgError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ArgError(format!("logcast: {name}: cannot read '{path}': {e}")))?;
+    let token = text.lines().next().unwrap_or("").trim();
+    if token.is_empty() {
+        return Err(ArgError(format!(
+            "logcast: {name}: '{path}' has no token on its first line"
+        )));
+    }
+    Ok(Secret(token.to_string()))
+}
+
+/// `*` or a serialized origin: `scheme://host[:port]`, no path.
+fn origin(name: &str, value: &str) -> Result<String, ArgError> {
+    let valid = value == "*"
+        || value.split_once("://").is_some_and(|(scheme, rest)| {
+            !scheme.is_empty()
+                && scheme
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+                && !rest.is_empty()
+                && !rest.contains(['/', '?', '#', ' '])
+        });
+    if valid {
+        Ok(value.to_string())
+    } else {
+        Err(invalid(
+            name,
+            value,
+            "an origin like https://dash.example:8443, or *",
+        ))
     }
 }
 
@@ -270,11 +447,53 @@ mod tests {
             (&["--bind", "localhost"][..], "--bind"),
             (&["--port"][..], "--port"),
             (&["--bogus"][..], "--bogus"),
+            (&["--retain-bytes", "12Q"][..], "--retain-bytes"),
+            (&["--retain-age", "5x"][..], "--retain-age"),
+            (&["--retain-files", "-1"][..], "--retain-files"),
+            (&["--stall-timeout-ms", "0"][..], "--stall-timeout-ms"),
+            (&["--cors-origin", "dash.example"][..], "--cors-origin"),
+            (&["--token-file", "/nonexistent/token"][..], "--token-file"),
         ] {
             let err = run(args).expect_err("must fail");
             assert!(err.0.contains(flag), "{err} should name {flag}");
             assert!(!err.0.contains('\n'));
         }
+    }
+
+    #[test]
+    fn limits_switches_and_repeats() {
+        let c = run(&[
+            "--retain-bytes",
+            "2G",
+            "--retain-age=12h",
+            "--retain-files",
+            "0",
+            "--read-only",
+            "--cors-origin",
+            "https://a.example",
+            "--cors-origin=*",
+        ])
+        .expect("ok");
+        assert_eq!(c.retain.bytes, 2 << 30);
+        assert_eq!(c.retain.age_ms, 12 * 3_600_000);
+        assert_eq!(c.retain.files, 0);
+        assert!(c.read_only);
+        assert_eq!(c.cors_origins, ["https://a.example", "*"]);
+        assert_eq!(parse_size("512"), Some(512));
+        assert_eq!(parse_size("64K"), Some(65_536));
+        assert_eq!(parse_duration_ms("90s"), Some(90_000));
+        assert_eq!(parse_duration_ms("7d"), Some(7 * 86_400_000));
+        assert_eq!(parse_duration_ms("7w"), None);
+    }
+
+    #[test]
+    fn a_token_is_never_shown() {
+        let path = std::env::temp_dir().join(format!("logcast-token-{}", std::process::id()));
+        std::fs::write(&path, "s3cret-token\nignored\n").expect("write");
+        let c = run(&["--token-file", path.to_str().expect("utf-8")]).expect("ok");
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(c.token.as_ref().map(Secret::expose), Some("s3cret-token"));
+        assert!(!format!("{c:?}").contains("s3cret"));
     }
 
     #[test]

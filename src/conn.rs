@@ -1,5 +1,5 @@
-//! One client connection: its socket, what phase it is in, and its output
-//! buffer. The socket is registered once for read and write readiness
+//! One client connection: its socket, its role (HTTP or stream), the phase
+//! of its life with that phase's deadline, and its output buffer. The socket is registered once for read and write readiness
 //! (edge-triggered, as sozu does): a writable edge only fires after a write
 //! hit `WouldBlock`, so permanent write interest costs no wakeups and saves
 //! two `epoll_ctl` calls per short write. `writable` remembers the last edge.
@@ -27,32 +27,67 @@ const HTTP_BUF_KEEP: usize = 16 * 1024;
 pub struct Conn {
     pub socket: TcpStream,
     pub generation: u32,
-    pub phase: Phase,
+    /// What the connection is for, with that role's own state.
+    pub role: Role,
+    /// Where it is in its life, with the deadline that applies there.
+    phase: Phase,
     /// Bytes not yet written; `out_pos` of them already went out.
     pub out: Vec<u8>,
     pub out_pos: usize,
     /// The last write readiness seen: false after `WouldBlock` until the next
     /// writable edge.
     pub writable: bool,
-    /// Close once `out` is flushed (errors, `Connection: close`, stream end).
-    pub close_after_flush: bool,
-    /// The peer closed its side; finish what it asked for, then close.
-    pub peer_closed: bool,
-    /// Our side is shut down for writing; unread input is being drained
-    /// before the close (see `Server::linger_or_close`).
-    pub lingering: bool,
-    /// Header or idle deadline (ms); the timer re-checks it when it fires.
-    pub deadline_ms: u64,
     /// The armed timer and the time it fires.
     pub timer: Option<(TimerId, u64)>,
 }
 
 #[derive(Debug)]
-pub enum Phase {
+pub enum Role {
     /// Reading requests and writing responses.
     Http(HttpState),
     /// Sending a log as events; no more requests are read.
     Stream(StreamState),
+}
+
+/// No deadline (yet): a stream's stall deadline is set when a stall check
+/// first finds its socket full.
+pub const NEVER: u64 = u64::MAX;
+
+/// A connection's lifecycle. Each phase carries the one deadline that
+/// applies in it; the timer that fires re-checks it (moving a deadline
+/// later costs no timer operation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Between requests: closed at `deadline_ms` (the header timeout for a
+    /// new connection, the idle timeout after a response).
+    Waiting { deadline_ms: u64 },
+    /// Part of a request head arrived; the rest must come by `deadline_ms`
+    /// or the client gets 408.
+    ReadingHead { deadline_ms: u64 },
+    /// Sending events. `stall_deadline_ms`: its socket has been full since
+    /// a stall check; no byte taken by then and it is closed.
+    Streaming { stall_deadline_ms: u64 },
+    /// The client shut its side: answer what it already sent, then close.
+    PeerClosed { deadline_ms: u64 },
+    /// Send what is queued, then close (an error, `Connection: close`, a
+    /// stream's end).
+    Closing { deadline_ms: u64 },
+    /// Our side is shut down; unread input is drained until the client
+    /// closes or `deadline_ms` passes.
+    Lingering { deadline_ms: u64 },
+}
+
+impl Phase {
+    pub fn deadline_ms(self) -> u64 {
+        match self {
+            Phase::Waiting { deadline_ms }
+            | Phase::ReadingHead { deadline_ms }
+            | Phase::PeerClosed { deadline_ms }
+            | Phase::Closing { deadline_ms }
+            | Phase::Lingering { deadline_ms } => deadline_ms,
+            Phase::Streaming { stall_deadline_ms } => stall_deadline_ms,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -65,8 +100,6 @@ pub struct HttpState {
     /// Discarding the body of `pending`.
     pub body: Option<BodyDecoder>,
     pub pending: Option<Box<RequestHead>>,
-    /// Some bytes of a request head arrived (a timeout then earns a 408).
-    pub head_started: bool,
     /// Requests answered on this connection.
     pub requests: u32,
 }
@@ -87,15 +120,82 @@ impl Conn {
         Conn {
             socket,
             generation,
-            phase: Phase::Http(HttpState::default()),
+            role: Role::Http(HttpState::default()),
+            phase: Phase::Waiting { deadline_ms },
             out: Vec::new(),
             out_pos: 0,
             writable: true,
-            close_after_flush: false,
-            peer_closed: false,
-            lingering: false,
-            deadline_ms,
             timer: None,
+        }
+    }
+
+    /// A request became a stream of a log.
+    pub fn become_stream(&mut self, stream: StreamState) {
+        self.role = Role::Stream(stream);
+        self.phase = Phase::Streaming {
+            stall_deadline_ms: NEVER,
+        };
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn set_phase(&mut self, phase: Phase) {
+        self.phase = phase;
+    }
+
+    /// Closes once the output is flushed; keeps the current deadline.
+    pub fn close_when_flushed(&mut self) {
+        let deadline_ms = match self.phase {
+            Phase::Streaming { .. } => NEVER,
+            other => other.deadline_ms(),
+        };
+        self.phase = Phase::Closing { deadline_ms };
+    }
+
+    /// Ending: nothing more is queued for it but what is already there.
+    pub fn is_closing(&self) -> bool {
+        matches!(self.phase, Phase::Closing { .. } | Phase::Lingering { .. })
+    }
+
+    /// Its socket is full and it has bytes waiting: a stall candidate.
+    pub fn is_blocked(&self) -> bool {
+        !self.writable && self.has_output()
+    }
+
+    /// A stall check: a blocked stream gets a deadline `stall_ms` from now
+    /// the first time it is seen blocked, and is stalled once that passes.
+    /// One that is not blocked loses its deadline. Returns whether it stalled.
+    pub fn check_stall(&mut self, now_ms: u64, stall_ms: u64) -> bool {
+        let blocked = self.is_blocked();
+        match &mut self.phase {
+            Phase::Streaming {
+                stall_deadline_ms: d,
+            }
+            | Phase::Closing { deadline_ms: d } => {
+                if !blocked {
+                    *d = NEVER;
+                    return false;
+                }
+                if *d == NEVER {
+                    *d = now_ms.saturating_add(stall_ms);
+                }
+                now_ms >= *d
+            }
+            _ => false,
+        }
+    }
+
+    /// The socket took bytes (a writable edge): not stalled.
+    pub fn made_progress(&mut self) {
+        let is_stream = matches!(self.role, Role::Stream(_));
+        match &mut self.phase {
+            Phase::Streaming {
+                stall_deadline_ms: d,
+            } => *d = NEVER,
+            Phase::Closing { deadline_ms: d } if is_stream => *d = NEVER,
+            _ => {}
         }
     }
 
@@ -104,16 +204,16 @@ impl Conn {
     }
 
     pub fn stream(&self) -> Option<&StreamState> {
-        match &self.phase {
-            Phase::Stream(s) => Some(s),
-            Phase::Http(_) => None,
+        match &self.role {
+            Role::Stream(s) => Some(s),
+            Role::Http(_) => None,
         }
     }
 
     pub fn stream_mut(&mut self) -> Option<&mut StreamState> {
-        match &mut self.phase {
-            Phase::Stream(s) => Some(s),
-            Phase::Http(_) => None,
+        match &mut self.role {
+            Role::Stream(s) => Some(s),
+            Role::Http(_) => None,
         }
     }
 
@@ -133,7 +233,7 @@ impl Conn {
     /// none for streams (an idle stream must cost no heap).
     fn release_output(&mut self) {
         self.out_pos = 0;
-        let keep = matches!(self.phase, Phase::Http(_)) && self.out.capacity() <= HTTP_BUF_KEEP;
+        let keep = matches!(self.role, Role::Http(_)) && self.out.capacity() <= HTTP_BUF_KEEP;
         if keep {
             self.out.clear();
         } else {
@@ -167,7 +267,7 @@ impl Conn {
 
     /// Drops the HTTP input buffer's capacity if it grew large.
     pub fn trim_input(&mut self) {
-        if let Phase::Http(h) = &mut self.phase {
+        if let Role::Http(h) = &mut self.role {
             if h.buf.is_empty() && h.buf.capacity() > HTTP_BUF_KEEP {
                 h.buf = Vec::new();
             }

@@ -21,6 +21,7 @@ pub struct Metrics {
     pub accept_errors: u64,
     pub header_timeouts: u64,
     pub idle_timeouts: u64,
+    pub stall_timeouts: u64,
     pub tail_polls: u64,
     pub tail_reads: u64,
     pub catchup_reads: u64,
@@ -61,6 +62,7 @@ impl Metrics {
             self.accept_errors,
             self.header_timeouts,
             self.idle_timeouts,
+            self.stall_timeouts,
             self.tail_polls,
             self.tail_reads,
             self.catchup_reads,
@@ -85,6 +87,7 @@ impl Metrics {
             &mut self.accept_errors,
             &mut self.header_timeouts,
             &mut self.idle_timeouts,
+            &mut self.stall_timeouts,
             &mut self.tail_polls,
             &mut self.tail_reads,
             &mut self.catchup_reads,
@@ -166,6 +169,11 @@ impl Metrics {
             out,
             "logcast_timeouts_total{{kind=\"idle\"}} {}",
             self.idle_timeouts
+        );
+        let _ = writeln!(
+            out,
+            "logcast_timeouts_total{{kind=\"stall\"}} {}",
+            self.stall_timeouts
         );
         counter(
             &mut out,

@@ -7,7 +7,7 @@
 
 use slab::Slab;
 
-use crate::conn::{Conn, Flow, Phase};
+use crate::conn::{Conn, Flow, Role};
 use crate::metrics::Metrics;
 use crate::sse::{self, Block};
 
@@ -112,12 +112,14 @@ impl Fanout {
             let Some(conn) = conns.get_mut(key) else {
                 continue;
             };
-            if conn.close_after_flush {
+            if conn.is_closing() {
                 continue;
             }
             conn.out.extend_from_slice(frame);
-            conn.close_after_flush = close;
-            if let Phase::Stream(s) = &mut conn.phase {
+            if close {
+                conn.close_when_flushed();
+            }
+            if let Role::Stream(s) = &mut conn.role {
                 s.offset = 0;
             }
             queue.push(key);
@@ -131,10 +133,30 @@ impl Fanout {
             .copied()
             .filter(|&k| {
                 conns.get(k).is_some_and(|c| {
-                    !c.close_after_flush && c.stream().is_some_and(|s| s.offset >= offset)
+                    !c.is_closing() && c.stream().is_some_and(|s| s.offset >= offset)
                 })
             })
             .collect()
+    }
+
+    /// Stall checks (`--stall-timeout-ms`): a stream whose socket has been
+    /// full since a check `stall_ms` ago, with no byte taken since, is
+    /// pushed to `stalled`.
+    pub fn check_stalls(
+        &self,
+        now_ms: u64,
+        stall_ms: u64,
+        conns: &mut Slab<Conn>,
+        stalled: &mut Vec<usize>,
+    ) {
+        for &key in &self.streams {
+            if conns
+                .get_mut(key)
+                .is_some_and(|c| c.check_stall(now_ms, stall_ms))
+            {
+                stalled.push(key);
+            }
+        }
     }
 
     /// A `: keepalive` comment to every stream at the tail's `offset` that
@@ -153,7 +175,7 @@ impl Fanout {
                 continue;
             };
             let at_tail = conn.stream().is_some_and(|s| s.offset == offset);
-            if !at_tail || conn.has_output() || !conn.writable || conn.close_after_flush {
+            if !at_tail || conn.has_output() || !conn.writable || conn.is_closing() {
                 continue;
             }
             let (flow, n) = conn.write_direct(sse::KEEPALIVE);
@@ -171,7 +193,7 @@ impl Fanout {
 /// pending; any other stream is left to catch up by itself. A cut event's
 /// rest is kept, and the stream's offset moves past it.
 pub fn write_block(conn: &mut Conn, block: &Block, m: &mut Metrics) -> Flow {
-    let ready = conn.writable && !conn.has_output() && !conn.close_after_flush;
+    let ready = conn.writable && !conn.has_output() && !conn.is_closing();
     match conn.stream() {
         Some(s) if ready && s.offset == block.base => {}
         _ => return Flow::Done,

@@ -43,7 +43,7 @@ use fanout::{flush, write_block, Fanout};
 use tail::{Change, Tail, CHUNK};
 use watch::{DirEvent, Watcher};
 
-use crate::conn::{Conn, Flow, Phase};
+use crate::conn::{Conn, Flow};
 use crate::logs::LogDir;
 use crate::metrics::Metrics;
 use crate::routes::StreamRequest;
@@ -82,6 +82,8 @@ pub struct EngineConfig {
     pub watch: WatchMode,
     pub poll_interval_ms: u64,
     pub heartbeat_interval_ms: u64,
+    /// A stream whose socket takes no byte for this long is closed.
+    pub stall_timeout_ms: u64,
 }
 
 /// Run [`Engine::timer`] for `tail` of `generation` at `at_ms`.
@@ -139,6 +141,8 @@ struct Followed {
     used_seq: u64,
     /// Sent `end` (deleted): no more looks; it goes when its streams do.
     ended: bool,
+    /// The next stall check (heartbeat wakes check too).
+    stall_check_ms: u64,
 }
 
 #[derive(Debug)]
@@ -348,6 +352,7 @@ impl Engine {
             last_change_ms: now_ms,
             used_seq: 0,
             ended: false,
+            stall_check_ms: now_ms + self.stall_check_period(),
         });
         self.by_id.insert(id.to_string(), key);
         self.touch(key);
@@ -368,7 +373,7 @@ impl Engine {
     /// first catch-up.
     pub fn attach(&mut self, conn: &mut Conn, key: usize, tail: usize, offset: u64) {
         let index = self.tails[tail].fanout.add(key);
-        conn.phase = Phase::Stream(StreamState {
+        conn.become_stream(StreamState {
             tail,
             offset,
             index,
@@ -641,7 +646,7 @@ impl Engine {
                 continue;
             };
             conn.out.extend_from_slice(&frame);
-            conn.close_after_flush = true;
+            conn.close_when_flushed();
             m.events_sent += 1;
             self.enqueue(stream_key, conns);
         }
@@ -742,6 +747,7 @@ impl Engine {
         if let Some(deleted_at) = f.tail.deleted_at_ms() {
             due = due.min(deleted_at);
         }
+        due = due.min(f.stall_check_ms);
         self.arm(key, due.max(now_ms));
     }
 
@@ -781,6 +787,12 @@ impl Engine {
         let Some(f) = self.tails.get_mut(key) else {
             return;
         };
+        if heartbeat_due || now_ms >= f.stall_check_ms {
+            self.check_stalls(key, now_ms, conns, m);
+        }
+        let Some(f) = self.tails.get_mut(key) else {
+            return;
+        };
         if heartbeat_due {
             let offset = f.tail.offset();
             f.fanout
@@ -792,6 +804,30 @@ impl Engine {
             }
         }
         self.arm_next(key, now_ms);
+    }
+
+    /// Stall checks run at every heartbeat wake, and at least every
+    /// quarter stall timeout: a stall is caught within about 1.5 timeouts
+    /// of the last byte taken (with the default 300 s timeout, heartbeat
+    /// wakes do it all and cost no extra wake).
+    fn stall_check_period(&self) -> u64 {
+        (self.config.stall_timeout_ms / 4).max(1)
+    }
+
+    /// Closes the streams of tail `key` whose sockets stalled.
+    fn check_stalls(&mut self, key: usize, now_ms: u64, conns: &mut Slab<Conn>, m: &mut Metrics) {
+        let stall_ms = self.config.stall_timeout_ms;
+        let period = self.stall_check_period();
+        let f = &mut self.tails[key];
+        let before = self.closed.len();
+        f.fanout
+            .check_stalls(now_ms, stall_ms, conns, &mut self.closed);
+        let stalled = self.closed.len() - before;
+        if stalled > 0 {
+            m.stall_timeouts += stalled as u64;
+            log::debug!("{}: closing {stalled} stalled stream(s)", f.id);
+        }
+        f.stall_check_ms = now_ms + period;
     }
 
     fn enqueue(&mut self, key: usize, conns: &mut Slab<Conn>) {
@@ -853,7 +889,7 @@ impl Engine {
             Flow::WouldBlock => return Advance::Blocked,
             Flow::Closed => return Advance::Close,
         }
-        if conn.close_after_flush {
+        if conn.is_closing() {
             return Advance::Close;
         }
         let Some(stream) = conn.stream().copied() else {
@@ -899,7 +935,7 @@ impl Engine {
         if f.tail.is_complete() {
             let frame = self.end_frame(stream.tail);
             conn.out.extend_from_slice(&frame);
-            conn.close_after_flush = true;
+            conn.close_when_flushed();
             m.events_sent += 1;
             return match flush(conn, m) {
                 Flow::WouldBlock => Advance::Blocked,

@@ -7,7 +7,7 @@
 use mio::event::Event;
 
 use super::Server;
-use crate::conn::{Flow, Phase, OUT_HIGH_WATER};
+use crate::conn::{Flow, Phase, Role, OUT_HIGH_WATER};
 use crate::http::request::find_head_end;
 use crate::http::{
     parse_head, BodyDecoder, BodyProgress, HttpError, Method, RequestHead, Response, MAX_HEAD,
@@ -29,12 +29,12 @@ impl Server {
         if event.is_writable() {
             conn.writable = true;
         }
-        if conn.lingering {
+        if matches!(conn.phase(), Phase::Lingering { .. }) {
             return self.drain_lingering(key);
         }
-        match conn.phase {
-            Phase::Http(_) => self.http_ready(key),
-            Phase::Stream(_) => self.stream_event(key, event),
+        match conn.role {
+            Role::Http(_) => self.http_ready(key),
+            Role::Stream(_) => self.stream_event(key, event),
         }
     }
 
@@ -57,10 +57,10 @@ impl Server {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
-            if conn.close_after_flush {
+            if matches!(conn.phase(), Phase::Closing { .. }) {
                 return self.linger_or_close(key);
             }
-            let Phase::Http(h) = &mut conn.phase else {
+            let Role::Http(h) = &mut conn.role else {
                 return self.stream_started(key);
             };
             if !h.buf.is_empty() && self.process_buffered(key) {
@@ -69,7 +69,7 @@ impl Server {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
-            if conn.peer_closed {
+            if matches!(conn.phase(), Phase::PeerClosed { .. }) {
                 return self.close(key);
             }
             if !self.read_requests(key) {
@@ -87,11 +87,12 @@ impl Server {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if conn.peer_closed || conn.socket.shutdown(std::net::Shutdown::Write).is_err() {
+        if conn.socket.shutdown(std::net::Shutdown::Write).is_err() {
             return self.close(key);
         }
-        conn.lingering = true;
-        conn.deadline_ms = deadline;
+        conn.set_phase(Phase::Lingering {
+            deadline_ms: deadline,
+        });
         self.arm_conn_timer(key);
         self.drain_lingering(key);
     }
@@ -121,7 +122,7 @@ impl Server {
     /// head, or while output was over the high-water mark). Returns whether
     /// any input was used.
     fn process_buffered(&mut self, key: usize) -> bool {
-        let Some(Phase::Http(h)) = self.conns.get_mut(key).map(|c| &mut c.phase) else {
+        let Some(Role::Http(h)) = self.conns.get_mut(key).map(|c| &mut c.role) else {
             return false;
         };
         let buf = std::mem::take(&mut h.buf);
@@ -145,7 +146,8 @@ impl Server {
             }
             Err(Flow::Closed) => {
                 if let Some(conn) = self.conns.get_mut(key) {
-                    conn.peer_closed = true;
+                    let deadline_ms = conn.phase().deadline_ms();
+                    conn.set_phase(Phase::PeerClosed { deadline_ms });
                 }
                 true
             }
@@ -157,7 +159,7 @@ impl Server {
 
     /// Appends input to whatever was left over and parses from the start.
     fn feed(&mut self, key: usize, input: &[u8]) {
-        let Some(Phase::Http(h)) = self.conns.get_mut(key).map(|c| &mut c.phase) else {
+        let Some(Role::Http(h)) = self.conns.get_mut(key).map(|c| &mut c.role) else {
             return;
         };
         if h.buf.is_empty() {
@@ -173,7 +175,7 @@ impl Server {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if let Phase::Http(h) = &mut conn.phase {
+        if let Role::Http(h) = &mut conn.role {
             h.buf.clear();
             h.buf.extend_from_slice(rest);
         }
@@ -190,14 +192,13 @@ impl Server {
             let Some(conn) = self.conns.get_mut(key) else {
                 return input.len();
             };
-            if conn.close_after_flush || conn.out.len() >= OUT_HIGH_WATER {
-                return if conn.close_after_flush {
-                    input.len()
-                } else {
-                    pos
-                };
+            if conn.is_closing() {
+                return input.len();
             }
-            let Phase::Http(h) = &mut conn.phase else {
+            if conn.out.len() >= OUT_HIGH_WATER {
+                return pos;
+            }
+            let Role::Http(h) = &mut conn.role else {
                 return input.len();
             };
             let rest = &input[pos..];
@@ -221,9 +222,10 @@ impl Server {
             if rest.is_empty() {
                 return pos;
             }
-            if !h.head_started {
-                h.head_started = true;
-                conn.deadline_ms = head_deadline;
+            if let Phase::Waiting { .. } = conn.phase() {
+                conn.set_phase(Phase::ReadingHead {
+                    deadline_ms: head_deadline,
+                });
                 self.arm_conn_timer(key);
             }
             match self.next_head(key, rest) {
@@ -240,7 +242,7 @@ impl Server {
     /// Parses one head from `rest` and answers it (or starts its body).
     /// `Ok(None)`: the head is not complete yet.
     fn next_head(&mut self, key: usize, rest: &[u8]) -> Result<Option<usize>, HttpError> {
-        let Some(Phase::Http(h)) = self.conns.get_mut(key).map(|c| &mut c.phase) else {
+        let Some(Role::Http(h)) = self.conns.get_mut(key).map(|c| &mut c.role) else {
             return Ok(None);
         };
         if find_head_end(rest, h.scanned).is_none() {
@@ -254,7 +256,6 @@ impl Server {
             return Ok(None);
         };
         h.scanned = 0;
-        h.head_started = false;
         match BodyDecoder::new(head.body)? {
             Some(decoder) => {
                 if head.expect_continue {
@@ -263,7 +264,7 @@ impl Server {
                         conn.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                     }
                 }
-                let Some(Phase::Http(h)) = self.conns.get_mut(key).map(|c| &mut c.phase) else {
+                let Some(Role::Http(h)) = self.conns.get_mut(key).map(|c| &mut c.role) else {
                     return Ok(None);
                 };
                 h.body = Some(decoder);
@@ -284,7 +285,7 @@ impl Server {
         Response::error(e.status(), &e.to_string())
             .closing()
             .write_to(&mut conn.out, false);
-        conn.close_after_flush = true;
+        conn.close_when_flushed();
     }
 
     /// Runs the endpoint a request names and queues its response.
@@ -321,19 +322,30 @@ impl Server {
         if !head.keep_alive {
             response.close = true;
         }
-        if response.close {
-            conn.close_after_flush = true;
-        } else if head.minor_version == 0 {
+        let peer_closed = matches!(conn.phase(), Phase::PeerClosed { .. });
+        conn.set_phase(if response.close {
+            Phase::Closing {
+                deadline_ms: idle_deadline,
+            }
+        } else if peer_closed {
+            Phase::PeerClosed {
+                deadline_ms: idle_deadline,
+            }
+        } else {
+            Phase::Waiting {
+                deadline_ms: idle_deadline,
+            }
+        });
+        if !response.close && head.minor_version == 0 {
             // An HTTP/1.0 client assumes close unless told otherwise.
             response
                 .headers
                 .push(("Connection", "keep-alive".to_string()));
         }
         response.write_to(&mut conn.out, head.method == Method::Head);
-        if let Phase::Http(h) = &mut conn.phase {
+        if let Role::Http(h) = &mut conn.role {
             h.requests += 1;
         }
-        conn.deadline_ms = idle_deadline;
         self.arm_conn_timer(key);
     }
 
@@ -347,28 +359,34 @@ impl Server {
             return;
         }
         conn.timer = None;
-        let Phase::Http(h) = &conn.phase else { return };
-        if now < conn.deadline_ms {
+        let Role::Http(h) = &conn.role else { return };
+        let phase = conn.phase();
+        if now < phase.deadline_ms() {
             return self.arm_conn_timer(key);
         }
-        if conn.lingering {
-            return self.close(key);
+        match phase {
+            Phase::ReadingHead { .. } => {
+                self.metrics.header_timeouts += 1;
+                self.metrics.count_request(None, 408);
+                Response::error(408, "request head not received in time")
+                    .closing()
+                    .write_to(&mut conn.out, false);
+                conn.set_phase(Phase::Closing {
+                    deadline_ms: now + LINGER_MS,
+                });
+                log::debug!("conn {key}: header timeout");
+                self.arm_conn_timer(key);
+                self.http_ready(key)
+            }
+            Phase::Waiting { .. } if h.requests == 0 => {
+                self.metrics.header_timeouts += 1;
+                self.close(key)
+            }
+            Phase::Waiting { .. } => {
+                self.metrics.idle_timeouts += 1;
+                self.close(key)
+            }
+            _ => self.close(key),
         }
-        if h.head_started {
-            self.metrics.header_timeouts += 1;
-            self.metrics.count_request(None, 408);
-            Response::error(408, "request head not received in time")
-                .closing()
-                .write_to(&mut conn.out, false);
-            conn.close_after_flush = true;
-            log::debug!("conn {key}: header timeout");
-            return self.http_ready(key);
-        }
-        if h.requests == 0 {
-            self.metrics.header_timeouts += 1;
-        } else {
-            self.metrics.idle_timeouts += 1;
-        }
-        self.close(key);
     }
 }

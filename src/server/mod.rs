@@ -27,7 +27,7 @@ use slab::Slab;
 
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::conn::{Conn, Phase};
+use crate::conn::{Conn, Role};
 use crate::engine::{Engine, EngineConfig};
 use crate::logs::writer::Writers;
 use crate::logs::LogDir;
@@ -101,6 +101,7 @@ impl Server {
                 watch: config.watch,
                 poll_interval_ms: config.poll_interval_ms,
                 heartbeat_interval_ms: config.heartbeat_interval_ms,
+                stall_timeout_ms: config.stall_timeout_ms,
             },
             dir.clone(),
         );
@@ -306,7 +307,10 @@ impl Server {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        let deadline = conn.deadline_ms;
+        let deadline = conn.phase().deadline_ms();
+        if deadline == crate::conn::NEVER {
+            return;
+        }
         if let Some((_, at)) = conn.timer {
             if at <= deadline {
                 return; // fires earlier and re-checks the deadline then
@@ -367,7 +371,7 @@ impl Server {
         let Some(conn) = self.conns.get(key) else {
             return;
         };
-        if let Phase::Stream(stream) = conn.phase {
+        if let Role::Stream(stream) = conn.role {
             self.engine.detach(&mut self.conns, &stream);
             self.metrics.streams_open -= 1;
             self.metrics.logs_tailed = self.engine.tails_len() as u64;
@@ -398,14 +402,14 @@ impl Server {
         let idle: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, c)| matches!(c.phase, Phase::Http(_)) && !c.has_output())
+            .filter(|(_, c)| matches!(c.role, Role::Http(_)) && !c.has_output())
             .map(|(k, _)| k)
             .collect();
         for key in idle {
             self.close(key);
         }
         for (_, conn) in self.conns.iter_mut() {
-            conn.close_after_flush = true;
+            conn.close_when_flushed();
         }
         let deadline = self.now_ms() + STOP_FLUSH_MS;
         let mut events = Events::with_capacity(1024);

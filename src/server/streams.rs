@@ -17,6 +17,9 @@ impl Server {
             return self.close(key);
         }
         if event.is_writable() {
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.made_progress();
+            }
             self.advance(key);
         }
     }
