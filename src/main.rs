@@ -45,6 +45,12 @@ fn run(config: Config) -> Result<(), String> {
         return logcast::supervisor::run_worker(config);
     }
     let dir = logcast::logs::LogDir::open(&config.log_dir)?;
+    if !dir.is_writable() {
+        log::warn!(
+            "log dir {}: not writable; serving it read-only (POST and DELETE answer 403)",
+            config.log_dir.display()
+        );
+    }
     let limit = logcast::sys::raise_nofile_limit();
     if limit < config.max_connections as u64 + 64 {
         log::warn!(

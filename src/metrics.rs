@@ -14,7 +14,7 @@ pub struct Metrics {
     pub writers_active: u64,
     pub logs_tailed: u64,
     /// Indexed by [`method_index`] then status class 1..=5 (index 0..=4).
-    pub requests: [[u64; 5]; 4],
+    pub requests: [[u64; 5]; 6],
     pub events_sent: u64,
     pub bytes_sent: u64,
     pub connections_refused: u64,
@@ -22,13 +22,14 @@ pub struct Metrics {
     pub header_timeouts: u64,
     pub idle_timeouts: u64,
     pub stall_timeouts: u64,
+    pub logs_retired: u64,
     pub tail_polls: u64,
     pub tail_reads: u64,
     pub catchup_reads: u64,
     pub connections_accepted: u64,
 }
 
-const METHODS: [&str; 4] = ["GET", "HEAD", "POST", "other"];
+const METHODS: [&str; 6] = ["GET", "HEAD", "POST", "DELETE", "OPTIONS", "other"];
 
 /// Row of [`Metrics::requests`] for a method.
 pub fn method_index(method: &Method) -> usize {
@@ -36,14 +37,16 @@ pub fn method_index(method: &Method) -> usize {
         Method::Get => 0,
         Method::Head => 1,
         Method::Post => 2,
-        Method::Other(_) => 3,
+        Method::Delete => 3,
+        Method::Options => 4,
+        Method::Other(_) => 5,
     }
 }
 
 impl Metrics {
     /// Counts one answered request.
     pub fn count_request(&mut self, method: Option<&Method>, status: u16) {
-        let row = method.map_or(3, method_index);
+        let row = method.map_or(5, method_index);
         let class = (usize::from(status / 100)).clamp(1, 5) - 1;
         self.requests[row][class] += 1;
     }
@@ -63,6 +66,7 @@ impl Metrics {
             self.header_timeouts,
             self.idle_timeouts,
             self.stall_timeouts,
+            self.logs_retired,
             self.tail_polls,
             self.tail_reads,
             self.catchup_reads,
@@ -88,6 +92,7 @@ impl Metrics {
             &mut self.header_timeouts,
             &mut self.idle_timeouts,
             &mut self.stall_timeouts,
+            &mut self.logs_retired,
             &mut self.tail_polls,
             &mut self.tail_reads,
             &mut self.catchup_reads,
@@ -174,6 +179,12 @@ impl Metrics {
             out,
             "logcast_timeouts_total{{kind=\"stall\"}} {}",
             self.stall_timeouts
+        );
+        counter(
+            &mut out,
+            "logcast_logs_retired_total",
+            "Finished logs removed by retention.",
+            self.logs_retired,
         );
         counter(
             &mut out,

@@ -5,6 +5,7 @@
 //! checked by [`crate::logs::valid_id`] before any file is touched.
 
 use crate::http::{Method, RequestHead, Response};
+use crate::logs::index::{Cursor, DEFAULT_PAGE, MAX_PAGE};
 use crate::logs::valid_id;
 
 /// Default and limits of `POST /api/logs?duration=N`, in seconds.
@@ -16,9 +17,13 @@ pub enum Endpoint {
     Page { log: Option<String> },
     Healthz,
     Metrics,
-    ListLogs,
+    ListLogs { limit: usize, before: Option<Cursor> },
     CreateLog { duration_s: u64 },
     LogInfo { id: String },
+    DeleteLog { id: String },
+    /// A CORS preflight (`OPTIONS` with `Access-Control-Request-Method`)
+    /// on an `/api/` path.
+    Preflight,
     Stream(StreamRequest),
 }
 
@@ -36,6 +41,9 @@ pub struct StreamRequest {
 pub fn route(head: &RequestHead) -> Result<Endpoint, Response> {
     let segments: Vec<&str> = head.path.split('/').skip(1).collect();
     let query = Query(&head.query);
+    if head.method == Method::Options && head.preflight && segments.first() == Some(&"api") {
+        return Ok(Endpoint::Preflight);
+    }
     match segments.as_slice() {
         [""] => get_only(head, "GET, HEAD", || Endpoint::Page {
             log: query.get("log"),
@@ -43,15 +51,19 @@ pub fn route(head: &RequestHead) -> Result<Endpoint, Response> {
         ["healthz"] => get_only(head, "GET, HEAD", || Endpoint::Healthz),
         ["metrics"] => get_only(head, "GET, HEAD", || Endpoint::Metrics),
         ["api", "logs"] => match head.method {
-            Method::Get | Method::Head => Ok(Endpoint::ListLogs),
+            Method::Get | Method::Head => list(&query),
             Method::Post => Ok(Endpoint::CreateLog {
                 duration_s: duration(&query)?,
             }),
-            Method::Other(_) => Err(not_allowed("GET, HEAD, POST")),
+            _ => Err(not_allowed("GET, HEAD, POST")),
         },
         ["api", "logs", id] => {
             let id = log_id(id)?;
-            get_only(head, "GET, HEAD", || Endpoint::LogInfo { id })
+            match head.method {
+                Method::Get | Method::Head => Ok(Endpoint::LogInfo { id }),
+                Method::Delete => Ok(Endpoint::DeleteLog { id }),
+                _ => Err(not_allowed("GET, HEAD, DELETE")),
+            }
         }
         ["api", "logs", id, "stream"] => {
             let id = log_id(id)?;
@@ -97,6 +109,25 @@ fn duration(query: &Query<'_>) -> Result<u64, Response> {
             "duration must be a whole number of seconds from 1 to 3600",
         )),
     }
+}
+
+/// `?limit=N` (1..=10000) and `?before=CURSOR` of the list.
+fn list(query: &Query<'_>) -> Result<Endpoint, Response> {
+    let limit = match query.get("limit") {
+        None => DEFAULT_PAGE,
+        Some(raw) => match parse_number(&raw) {
+            Some(n) if (1..=MAX_PAGE as u64).contains(&n) => n as usize,
+            _ => return Err(Response::error(400, "limit must be a whole number from 1 to 10000")),
+        },
+    };
+    let before = match query.get("before") {
+        None => None,
+        Some(raw) => Some(
+            Cursor::parse(&raw)
+                .ok_or_else(|| Response::error(400, "before must be a cursor from a Link header"))?,
+        ),
+    };
+    Ok(Endpoint::ListLogs { limit, before })
 }
 
 fn stream_request(
@@ -181,6 +212,9 @@ mod tests {
             body: BodyKind::None,
             last_event_id: None,
             expect_continue: false,
+            authorization: None,
+            origin: None,
+            preflight: false,
         }
     }
 

@@ -155,6 +155,8 @@ pub struct Engine {
     /// The notification queue may hold more events than were read.
     notify_backlog: bool,
     events: Vec<DirEvent>,
+    /// The events read, kept for [`Engine::take_dir_events`].
+    dir_events: Vec<DirEvent>,
     /// `IN_MOVED_FROM` cookies of followed logs, until their `IN_MOVED_TO`.
     moves: HashMap<u32, usize>,
     /// Tails to look at, in order.
@@ -206,6 +208,7 @@ impl Engine {
             watcher,
             notify_backlog: false,
             events: Vec::new(),
+            dir_events: Vec::new(),
             moves: HashMap::new(),
             stale: VecDeque::new(),
             work: VecDeque::new(),
@@ -416,6 +419,7 @@ impl Engine {
                 events.push(DirEvent::DirGone);
             }
         }
+        self.dir_events.extend(events.iter().cloned());
         for event in events.drain(..) {
             self.apply(event);
         }
@@ -943,6 +947,20 @@ impl Engine {
             };
         }
         Advance::CaughtUp
+    }
+
+    /// The directory's events read since the last call: the index of logs
+    /// follows the directory through them too.
+    pub fn take_dir_events(&mut self) -> Vec<DirEvent> {
+        std::mem::take(&mut self.dir_events)
+    }
+
+    /// Log `id` was deleted on purpose (`DELETE`, retention): its streams
+    /// get `end` (deleted) now, and a new file of that id starts afresh.
+    pub fn delete_log(&mut self, id: &str, conns: &mut Slab<Conn>) {
+        if let Some(&key) = self.by_id.get(id) {
+            self.end_deleted(key, conns);
+        }
     }
 
     /// Every stream gets `shutdown` (the daemon is stopping).

@@ -16,6 +16,8 @@ pub enum Method {
     Get,
     Head,
     Post,
+    Delete,
+    Options,
     Other(String),
 }
 
@@ -25,6 +27,8 @@ impl Method {
             Method::Get => "GET",
             Method::Head => "HEAD",
             Method::Post => "POST",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
             Method::Other(m) => m,
         }
     }
@@ -55,6 +59,12 @@ pub struct RequestHead {
     pub last_event_id: Option<String>,
     /// `Expect: 100-continue`: the client waits for a go-ahead before its body.
     pub expect_continue: bool,
+    /// `Authorization` (checked against `--token-file`; never logged).
+    pub authorization: Option<String>,
+    /// `Origin` (answered with CORS headers when `--cors-origin` allows it).
+    pub origin: Option<String>,
+    /// A CORS preflight: `OPTIONS` with `Access-Control-Request-Method`.
+    pub preflight: bool,
 }
 
 /// Finds the end of a head (`\r\n\r\n`, or a bare `\n\n`, which RFC 9112
@@ -104,6 +114,8 @@ fn build_head(req: &httparse::Request<'_, '_>) -> Result<RequestHead, HttpError>
         "GET" => Method::Get,
         "HEAD" => Method::Head,
         "POST" => Method::Post,
+        "DELETE" => Method::Delete,
+        "OPTIONS" => Method::Options,
         other => Method::Other(other.to_string()),
     };
     let (path, query) = split_target(req.path.unwrap_or(""))?;
@@ -131,6 +143,9 @@ fn build_head(req: &httparse::Request<'_, '_>) -> Result<RequestHead, HttpError>
         body: framing.body_kind()?,
         last_event_id: framing.last_event_id,
         expect_continue: framing.expect_continue && minor_version == 1,
+        authorization: framing.authorization,
+        origin: framing.origin,
+        preflight: framing.preflight,
     })
 }
 
@@ -167,6 +182,9 @@ struct Framing {
     hosts: usize,
     expect_continue: bool,
     last_event_id: Option<String>,
+    authorization: Option<String>,
+    origin: Option<String>,
+    preflight: bool,
 }
 
 impl Framing {
@@ -192,6 +210,12 @@ impl Framing {
                     value.is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"));
             } else if h.name.eq_ignore_ascii_case("last-event-id") {
                 f.last_event_id = Some(String::from_utf8_lossy(h.value).trim().to_string());
+            } else if h.name.eq_ignore_ascii_case("authorization") {
+                f.authorization = value.map(|v| v.trim().to_string());
+            } else if h.name.eq_ignore_ascii_case("origin") {
+                f.origin = value.map(|v| v.trim().to_string());
+            } else if h.name.eq_ignore_ascii_case("access-control-request-method") {
+                f.preflight = true;
             }
         }
         Ok(f)

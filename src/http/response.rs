@@ -85,15 +85,20 @@ impl Response {
 
 /// The head of an event stream: no length, never compressed, and headers that
 /// stop proxies from buffering (SSE-NOTES, "Deployment pitfalls").
-pub fn stream_head(out: &mut Vec<u8>) {
+/// `extra` carries per-request headers (CORS).
+pub fn stream_head(out: &mut Vec<u8>, extra: &[(&'static str, String)]) {
     out.extend_from_slice(
         b"HTTP/1.1 200 OK\r\n\
           Server: logcast\r\n\
           Content-Type: text/event-stream\r\n\
           Cache-Control: no-cache\r\n\
           X-Accel-Buffering: no\r\n\
-          Connection: keep-alive\r\n\r\n",
+          Connection: keep-alive\r\n",
     );
+    for (name, value) in extra {
+        push_header(out, name, value);
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 fn write_status_line(out: &mut Vec<u8>, status: u16) {
@@ -117,11 +122,16 @@ pub fn reason(status: u16) -> &'static str {
         200 => "OK",
         201 => "Created",
         204 => "No Content",
+        206 => "Partial Content",
+        304 => "Not Modified",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         413 => "Content Too Large",
+        416 => "Range Not Satisfiable",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",

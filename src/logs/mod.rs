@@ -5,6 +5,8 @@
 //! the directory; [`writer`] runs the simulated writers, [`text`] makes their
 //! random lines. Following a file is the engine's ([`crate::engine::tail`]).
 
+pub mod index;
+pub mod retention;
 pub mod text;
 pub mod writer;
 
@@ -30,6 +32,11 @@ pub fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }
 
+/// Permission denied, or a read-only file system.
+fn is_not_writable(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(30)
+}
+
 /// A file mode with no write bit means the log is finished.
 pub fn is_finished(meta: &fs::Metadata) -> bool {
     meta.permissions().mode() & 0o222 == 0
@@ -39,6 +46,8 @@ pub fn is_finished(meta: &fs::Metadata) -> bool {
 #[derive(Clone, Debug)]
 pub struct LogDir {
     path: PathBuf,
+    /// The daemon can create files in it (else it is served read-only).
+    writable: bool,
 }
 
 /// What `GET /api/logs/<id>` and the listing report about one log.
@@ -51,17 +60,32 @@ pub struct LogInfo {
 }
 
 impl LogDir {
-    /// Creates the directory if missing and checks it is writable; the
-    /// error message names the directory (exit 1 at start).
+    /// Creates the directory if missing and checks it can be read; the
+    /// error message names the directory (exit 1 at start). One that can be
+    /// read but not written (`/var/log/nginx` for an unprivileged user, a
+    /// read-only mount) is served read-only: [`LogDir::is_writable`] says so.
     pub fn open(path: &Path) -> Result<LogDir, String> {
         let fail = |e: io::Error| format!("logcast: log dir {}: {e}", path.display());
         fs::create_dir_all(path).map_err(fail)?;
+        fs::read_dir(path).map_err(fail)?;
+        // Trying is the only test that holds for root, ACLs and mounts alike.
         let probe = path.join(format!(".logcast-probe-{}", std::process::id()));
-        fs::write(&probe, b"").map_err(fail)?;
-        let _ = fs::remove_file(&probe);
+        let writable = match fs::write(&probe, b"") {
+            Ok(()) => {
+                let _ = fs::remove_file(&probe);
+                true
+            }
+            Err(e) if is_not_writable(&e) => false,
+            Err(e) => return Err(fail(e)),
+        };
         Ok(LogDir {
             path: path.to_path_buf(),
+            writable,
         })
+    }
+
+    pub fn is_writable(&self) -> bool {
+        self.writable
     }
 
     pub fn path(&self) -> &Path {
@@ -83,28 +107,6 @@ impl LogDir {
             return Err(io::ErrorKind::NotFound.into());
         }
         Ok(LogInfo::from_meta(id, &meta))
-    }
-
-    /// Every log in the directory, newest first.
-    pub fn list(&self) -> io::Result<Vec<LogInfo>> {
-        let mut logs = Vec::new();
-        for entry in fs::read_dir(&self.path)? {
-            let Ok(entry) = entry else { continue };
-            let name = entry.file_name();
-            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".log")) else {
-                continue;
-            };
-            if !valid_id(id) {
-                continue;
-            }
-            if let Ok(meta) = entry.metadata() {
-                if meta.is_file() {
-                    logs.push(LogInfo::from_meta(id, &meta));
-                }
-            }
-        }
-        logs.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
-        Ok(logs)
     }
 }
 

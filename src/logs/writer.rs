@@ -67,6 +67,11 @@ impl Writers {
             .create_new(true)
             .mode(0o644)
             .open(&path)?;
+        // The mark that lets retention know this log is logcast's; where the
+        // file system has no extended attributes, only this run knows.
+        if let Err(e) = super::index::mark_ours(&file) {
+            log::debug!("log {id}: cannot mark as created by logcast: {e}");
+        }
         let first = format!("[LOG CREATED] {}\n", crate::clock::now_rfc3339());
         if let Err(e) = file.write_all(first.as_bytes()) {
             let _ = fs::remove_file(&path);
@@ -122,6 +127,15 @@ impl Writers {
             if let Err(e) = fs::set_permissions(&writer.path, fs::Permissions::from_mode(0o444)) {
                 log::warn!("log {}: cannot mark finished: {e}", writer.id);
             }
+        }
+    }
+
+    /// Stops the writer of log `id`, if one runs (its log is being
+    /// deleted: no finish, the file is about to go).
+    pub fn stop(&mut self, id: &str) {
+        let key = self.writers.iter().find(|(_, w)| w.id == id).map(|(k, _)| k);
+        if let Some(key) = key {
+            self.writers.remove(key);
         }
     }
 

@@ -8,7 +8,7 @@ use std::io;
 
 use super::{Server, Timer};
 use crate::engine::Opened;
-use crate::http::response::{self, HTML, JSON, TEXT};
+use crate::http::response::{self, HTML, TEXT};
 use crate::http::Response;
 use crate::routes;
 
@@ -60,16 +60,6 @@ impl Server {
         self.engine.subscribers(id) + others
     }
 
-    pub(super) fn list_logs(&self) -> Response {
-        match self.dir.list() {
-            Ok(logs) => {
-                let items: Vec<String> = logs.iter().map(|l| l.to_json(None)).collect();
-                Response::new(200, JSON, format!("[{}]", items.join(", ")).into_bytes())
-            }
-            Err(e) => Response::error(500, &format!("cannot read log dir: {e}")),
-        }
-    }
-
     pub(super) fn log_info(&self, id: &str) -> Response {
         match self.dir.info(id) {
             Ok(info) => Response::json(200, info.to_json(Some(self.subscribers(id)))),
@@ -95,6 +85,10 @@ impl Server {
             Timer::Writer(key, generation),
         );
         self.metrics.writers_active = self.writers.len() as u64;
+        match std::fs::metadata(self.dir.file_of(&id)) {
+            Ok(meta) => self.index.created(&id, &meta),
+            Err(e) => log::warn!("log {id}: cannot stat the new file: {e}"),
+        }
         log::info!("log {id}: created, writing for {duration_s} s");
         let body = crate::json::object(&[
             ("log_id", crate::json::Value::Str(&id)),
@@ -115,6 +109,7 @@ impl Server {
         &mut self,
         key: usize,
         req: &routes::StreamRequest,
+        extra_headers: &[(&'static str, String)],
     ) -> Option<Response> {
         let now = self.now_ms();
         let opened = self
@@ -128,7 +123,7 @@ impl Server {
             Err(e) => return Some(Response::error(500, &format!("cannot open log: {e}"))),
         };
         let conn = self.conns.get_mut(key)?;
-        response::stream_head(&mut conn.out);
+        response::stream_head(&mut conn.out, extra_headers);
         self.engine.attach(conn, key, tail, offset);
         if let Some((id, _)) = conn.timer.take() {
             self.timers.cancel(id);

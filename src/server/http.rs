@@ -290,21 +290,31 @@ impl Server {
 
     /// Runs the endpoint a request names and queues its response.
     fn dispatch(&mut self, key: usize, head: &RequestHead) {
-        let response = match routes::route(head) {
+        let cors = self.access.cors_headers(head);
+        let mut response = match routes::route(head) {
             // A bad parameter closes too: the client is not speaking our API.
             Err(response) if response.status == 400 => response.closing(),
             Err(response) => response,
+            Ok(Endpoint::Preflight) => return self.respond(key, head, self.access.preflight(head)),
             Ok(Endpoint::Page { .. }) => super::api::page(),
             Ok(Endpoint::Healthz) => self.healthz(),
             Ok(Endpoint::Metrics) => self.metrics_response(),
-            Ok(Endpoint::ListLogs) => self.list_logs(),
-            Ok(Endpoint::CreateLog { duration_s }) => self.create_log(duration_s),
+            Ok(Endpoint::ListLogs { limit, before }) => self.list_logs(limit, before.as_ref()),
+            Ok(Endpoint::CreateLog { duration_s }) => match self.access.refuse_change(head) {
+                Some(refusal) => refusal,
+                None => self.create_log(duration_s),
+            },
+            Ok(Endpoint::DeleteLog { id }) => match self.access.refuse_change(head) {
+                Some(refusal) => refusal,
+                None => self.delete_log(&id),
+            },
             Ok(Endpoint::LogInfo { id }) => self.log_info(&id),
-            Ok(Endpoint::Stream(req)) => match self.open_stream(key, &req) {
+            Ok(Endpoint::Stream(req)) => match self.open_stream(key, &req, &cors) {
                 Some(response) => response,
                 None => return self.count(head, 200),
             },
         };
+        response.headers.extend(cors);
         self.respond(key, head, response);
     }
 

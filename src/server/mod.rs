@@ -9,8 +9,10 @@
 //! every handler drains its socket until `WouldBlock` or it may never be
 //! woken again.
 
+mod access;
 mod api;
 mod http;
+mod logs;
 mod streams;
 
 use std::io;
@@ -29,8 +31,10 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::conn::{Conn, Role};
 use crate::engine::{Engine, EngineConfig};
+use crate::logs::index::LogIndex;
 use crate::logs::writer::Writers;
 use crate::logs::LogDir;
+use access::Access;
 use crate::metrics::Metrics;
 use crate::timer::TimerWheel;
 
@@ -57,6 +61,8 @@ pub(crate) enum Timer {
     ResumeAccept,
     /// Publish this worker's snapshot for its siblings.
     Publish,
+    /// Retention's look at the index (`--retain-*`).
+    Retention,
 }
 
 pub struct Server {
@@ -66,6 +72,11 @@ pub struct Server {
     conns: Slab<Conn>,
     timers: TimerWheel<Timer>,
     engine: Engine,
+    /// Every log in the directory: the list and retention's candidates.
+    index: LogIndex,
+    access: Access,
+    /// This reactor applies `--retain-*` (one process of a cluster does).
+    retains: bool,
     writers: Writers,
     metrics: Metrics,
     config: Config,
@@ -109,12 +120,21 @@ impl Server {
             poll.registry()
                 .register(&mut mio::unix::SourceFd(&fd), WATCH, Interest::READABLE)?;
         }
+        let access = Access::new(&config, dir.is_writable());
+        let retains = !access.is_read_only() && !config.retain.is_unlimited();
+        let mut timers = TimerWheel::new(0);
+        if retains {
+            timers.insert(crate::logs::retention::TICK_MS, Timer::Retention);
+        }
         Ok(Server {
             poll,
             listener: Some(listener),
             signals,
             conns: Slab::with_capacity(1024),
-            timers: TimerWheel::new(0),
+            timers,
+            index: LogIndex::new(dir.path()),
+            access,
+            retains,
             engine,
             writers: Writers::default(),
             metrics: Metrics::default(),
@@ -135,6 +155,8 @@ impl Server {
     /// Makes this reactor one worker of several: it publishes its figures
     /// and adds its siblings' to what it reports.
     pub fn join_cluster(&mut self, cluster: Cluster) {
+        // Workers share the directory: one of them removing old logs is enough.
+        self.retains &= cluster.index == 0;
         self.cluster = Some(cluster);
         self.timers.insert(self.now_ms(), Timer::Publish);
     }
@@ -197,10 +219,13 @@ impl Server {
 
     /// Until the next timer, or no wait at all while streams have work queued.
     fn poll_timeout(&self) -> Option<Duration> {
-        if self.engine.has_work() {
+        if self.engine.has_work() || self.index.has_work() {
             return Some(Duration::ZERO);
         }
-        let next = self.timers.next_deadline()?;
+        let next = match (self.timers.next_deadline(), self.index.next_pass_ms()) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
         Some(Duration::from_millis(next.saturating_sub(self.now_ms())))
     }
 
@@ -339,6 +364,7 @@ impl Server {
                     self.accept_all();
                 }
                 Timer::Publish => self.publish(now),
+                Timer::Retention => self.retention_tick(now),
             }
         }
         self.expired = expired;
@@ -358,6 +384,11 @@ impl Server {
             }
             crate::logs::writer::Tick::Finished => log::info!("writer {key}: finished"),
             crate::logs::writer::Tick::Failed(why) => log::warn!("{why}"),
+        }
+        if let Some(id) = &id {
+            if !self.writers.is_live(key, generation) {
+                self.index.refresh(id);
+            }
         }
         self.metrics.writers_active = self.writers.len() as u64;
         // The line goes out in this same turn, not at the next poll.

@@ -58,6 +58,7 @@ impl Server {
         let now = self.now_ms();
         self.engine.run(now, &mut self.conns, &mut self.metrics);
         self.engine_effects();
+        self.run_index(now);
     }
 
     /// The change-notification descriptor is readable.
