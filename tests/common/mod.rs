@@ -568,3 +568,233 @@ pub fn raise_own_nofile_limit() -> u64 {
     }
     getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
 }
+
+// ---------------------------------------------------------------------------
+// Requests with extra headers, daemons started with a changed environment or
+// through a wrapper command (setpriv), their stderr, and a client socket with
+// a small receive buffer (added for tests/index.rs, tests/retention.rs,
+// tests/exposure.rs and the stall regressions).
+
+impl Daemon {
+    /// One request with extra header lines (each "Name: value") on a fresh
+    /// connection with `Connection: close`; returns the response.
+    pub fn request_with(&self, method: &str, target: &str, headers: &[&str]) -> Response {
+        self.request_full(method, target, headers).0
+    }
+
+    /// Like [`Daemon::request_with`], and also returns every byte that
+    /// followed the response (read until the daemon closes, at most 5 s):
+    /// for a response without a body, proof that none was sent.
+    pub fn request_full(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[&str],
+    ) -> (Response, Vec<u8>) {
+        let mut s = self.connect();
+        let mut req = format!("{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+        for h in headers {
+            req.push_str(h);
+            req.push_str("\r\n");
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).expect("write request");
+        let resp = read_response(&mut s, method == "HEAD").expect("response");
+        let mut rest = Vec::new();
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let _ = s.read_to_end(&mut rest);
+        (resp, rest)
+    }
+}
+
+/// How to start a daemon beyond [`Daemon::start_in`]: environment changes,
+/// a wrapper command the binary is run through (for example `setpriv`), or
+/// another copy of the binary. Its stderr is captured, not inherited.
+#[derive(Debug, Default, Clone)]
+pub struct Launch {
+    /// Variables to set.
+    pub env: Vec<(String, String)>,
+    /// Variables to remove from the inherited environment.
+    pub env_remove: Vec<String>,
+    /// A command (and its arguments) that runs the binary, e.g.
+    /// `["setpriv", "--reuid=65534", ...]`; it must exec the binary so that
+    /// the child's pid is the daemon's.
+    pub wrapper: Vec<String>,
+    /// The binary to run instead of [`BIN`].
+    pub binary: Option<PathBuf>,
+}
+
+/// A daemon's stderr, collected by a thread as it arrives.
+#[derive(Debug, Clone, Default)]
+pub struct Stderr {
+    bytes: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    closed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Stderr {
+    /// Everything received so far.
+    pub fn text(&self) -> String {
+        let bytes = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Waits (up to `limit`) until the daemon's end of the pipe is closed
+    /// (it exited) and everything it wrote has been collected.
+    pub fn wait_closed(&self, limit: Duration) -> bool {
+        eventually(limit, || self.closed.load(Ordering::SeqCst))
+    }
+
+    fn push(&self, chunk: &[u8]) {
+        self.bytes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(chunk);
+    }
+}
+
+/// Directories removed (recursively) on drop: declare one before the daemons
+/// that use them, so that it is dropped after them, also when a test fails.
+pub struct RemoveOnDrop(pub Vec<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        for dir in &self.0 {
+            // A test may have made it read-only; its files need no write bit.
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl Daemon {
+    /// Starts `[wrapper] logcast --port 0 --log-dir <log_dir> <args>` as
+    /// `how` says and waits for its `listening on` line. A daemon that exits
+    /// instead is an `Err` carrying its exit status and stderr (so a test
+    /// can say why it could not start). The log dir is the caller's.
+    pub fn launch(log_dir: &Path, args: &[&str], how: &Launch) -> Result<(Daemon, Stderr), String> {
+        let binary = how.binary.clone().unwrap_or_else(|| PathBuf::from(BIN));
+        let mut cmd = match how.wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(&binary);
+                c
+            }
+            None => Command::new(&binary),
+        };
+        cmd.arg("--port").arg("0").arg("--log-dir").arg(log_dir);
+        cmd.args(args);
+        for name in &how.env_remove {
+            cmd.env_remove(name);
+        }
+        for (name, value) in &how.env {
+            cmd.env(name, value);
+        }
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
+        let mut child = cmd.spawn().map_err(|e| format!("spawn {binary:?}: {e}"))?;
+        let stderr = Stderr::default();
+        let mut err_pipe = child.stderr.take().expect("stderr");
+        let sink = stderr.clone();
+        let err_thread = std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            loop {
+                match err_pipe.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => sink.push(&chunk[..n]),
+                }
+            }
+            sink.closed.store(true, Ordering::SeqCst);
+        });
+        let stdout = child.stdout.take().expect("stdout");
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let Some(url) = line.trim().strip_prefix("listening on http://") else {
+            let status = wait_timeout(&mut child, Duration::from_secs(10));
+            if status.is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            let _ = err_thread.join();
+            return Err(format!(
+                "logcast {args:?} did not start: first line {line:?}, exit {status:?}, stderr {:?}",
+                stderr.text()
+            ));
+        };
+        let addr: SocketAddr = url.parse().expect("listening address");
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = reader.read_to_end(&mut sink);
+        });
+        let d = Daemon {
+            child,
+            addr,
+            log_dir: log_dir.to_path_buf(),
+            owns_dir: false,
+        };
+        Ok((d, stderr))
+    }
+
+    /// Like [`Daemon::start`] (a fresh log dir, removed on drop), but a
+    /// daemon that refuses to start is an `Err` with its stderr, so that the
+    /// test can say why (an option it does not know yet, for example).
+    pub fn try_start(args: &[&str]) -> Result<Daemon, String> {
+        let dir = temp_dir("daemon");
+        match Daemon::launch(&dir, args, &Launch::default()) {
+            Ok((mut d, _stderr)) => {
+                d.owns_dir = true;
+                Ok(d)
+            }
+            Err(why) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(why)
+            }
+        }
+    }
+
+    /// A connection to the daemon whose receive buffer is `rcvbuf` bytes
+    /// (set before connecting, so the kernel does not grow it): a client
+    /// that never reads fills it, and the daemon's send buffer, quickly.
+    pub fn connect_small(&self, rcvbuf: usize) -> TcpStream {
+        use rustix::net::{AddressFamily, SocketType};
+        let family = if self.addr.is_ipv4() {
+            AddressFamily::INET
+        } else {
+            AddressFamily::INET6
+        };
+        let fd = rustix::net::socket(family, SocketType::STREAM, None).expect("socket");
+        rustix::net::sockopt::set_socket_recv_buffer_size(&fd, rcvbuf).expect("SO_RCVBUF");
+        rustix::net::connect(&fd, &self.addr).expect("connect");
+        let s = TcpStream::from(fd);
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        s.set_nodelay(true).expect("nodelay");
+        s
+    }
+}
+
+/// Clears the write bits of a file: a read-only log is finished (SPEC section 3).
+pub fn make_read_only(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o444)).expect("chmod 0444");
+}
+
+/// The flat objects of a JSON array of flat objects (no nested braces).
+pub fn json_array_objects(text: &str) -> Vec<String> {
+    let t = text.trim();
+    assert!(
+        t.starts_with('[') && t.ends_with(']'),
+        "not a JSON array: {t:.200}"
+    );
+    let mut out = Vec::new();
+    let mut rest = t;
+    while let Some(start) = rest.find('{') {
+        let end = start + rest[start..].find('}').expect("closing brace");
+        out.push(rest[start..=end].to_string());
+        rest = &rest[end + 1..];
+    }
+    out
+}
