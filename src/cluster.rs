@@ -5,14 +5,18 @@
 //! figures, so the answer describes the whole daemon whichever worker the
 //! kernel picked (figures of other workers are at most a second old).
 //! Snapshots are written to a temporary file and renamed: readers never see
-//! half a file.
+//! half a file. The directory is private to the daemon's user, and checked
+//! again by every worker ([`crate::statedir`]): nobody else can plant a
+//! snapshot there.
 
 use std::collections::HashMap;
-use std::fs;
 use std::io;
 use std::path::PathBuf;
 
+use rustix::process::Pid;
+
 use crate::metrics::Metrics;
+use crate::statedir::StateDir;
 
 /// How often a worker publishes its snapshot.
 pub const PUBLISH_MS: u64 = 1000;
@@ -22,9 +26,11 @@ pub const PUBLISH_MS: u64 = 1000;
 pub struct Cluster {
     pub index: usize,
     pub workers: usize,
-    pub state_dir: PathBuf,
+    pub state_dir: StateDir,
     /// `--max-connections` of the whole daemon.
     pub max_connections: usize,
+    /// The supervisor that made the state directory and removes it.
+    pub supervisor: Option<Pid>,
 }
 
 /// Another worker's latest figures.
@@ -42,22 +48,29 @@ pub const ENV_STATE: &str = "LOGCAST_STATE_DIR";
 pub const ENV_MAX_CONNECTIONS: &str = "LOGCAST_MAX_CONNECTIONS";
 
 impl Cluster {
-    /// The cluster this worker belongs to, from the supervisor's environment.
-    pub fn from_env() -> Option<Cluster> {
-        let index = std::env::var(ENV_INDEX).ok()?.parse().ok()?;
-        let workers = std::env::var(ENV_COUNT).ok()?.parse().ok()?;
-        let state_dir = PathBuf::from(std::env::var_os(ENV_STATE)?);
-        let max_connections = std::env::var(ENV_MAX_CONNECTIONS).ok()?.parse().ok()?;
-        Some(Cluster {
-            index,
-            workers,
-            state_dir,
-            max_connections,
+    /// The cluster this worker belongs to, from the supervisor's
+    /// environment; its state directory is checked before any use.
+    pub fn from_env() -> Result<Cluster, String> {
+        fn var<T: std::str::FromStr>(name: &str) -> Result<T, String> {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| format!("logcast: worker started without a valid ${name}"))
+        }
+        let state_dir = std::env::var_os(ENV_STATE)
+            .map(PathBuf::from)
+            .ok_or_else(|| format!("logcast: worker started without ${ENV_STATE}"))?;
+        Ok(Cluster {
+            index: var(ENV_INDEX)?,
+            workers: var(ENV_COUNT)?,
+            state_dir: StateDir::open(&state_dir)?,
+            max_connections: var(ENV_MAX_CONNECTIONS)?,
+            supervisor: rustix::process::getppid(),
         })
     }
 
-    fn file_of(&self, index: usize) -> PathBuf {
-        self.state_dir.join(format!("worker-{index}"))
+    fn file_of(index: usize) -> String {
+        format!("worker-{index}")
     }
 
     /// Writes this worker's snapshot.
@@ -79,24 +92,28 @@ impl Cluster {
         for (id, n) in subscribers {
             text.push_str(&format!("sub {id} {n}\n"));
         }
-        let tmp = self.state_dir.join(format!(".worker-{}.tmp", self.index));
-        fs::write(&tmp, text)?;
-        fs::rename(&tmp, self.file_of(self.index))
+        let tmp = format!(".worker-{}.tmp", self.index);
+        self.state_dir
+            .write_atomic(&tmp, &Cluster::file_of(self.index), text.as_bytes())
     }
 
-    /// Removes this worker's snapshot when it stops, and the state directory
-    /// with the last one out (also when the supervisor was killed: workers
-    /// are told to stop by their parent-death signal).
+    /// Removes this worker's snapshot when it stops. The supervisor removes
+    /// the state directory at exit; if it was killed (workers are then told
+    /// to stop by their parent-death signal, and have a new parent), the
+    /// last worker out does. While the supervisor lives the directory stays,
+    /// for the workers it restarts.
     pub fn withdraw(&self) {
-        let _ = fs::remove_file(self.file_of(self.index));
-        let _ = fs::remove_dir(&self.state_dir);
+        let _ = self.state_dir.remove(&Cluster::file_of(self.index));
+        if rustix::process::getppid() != self.supervisor {
+            let _ = self.state_dir.remove_if_empty();
+        }
     }
 
     /// The latest snapshots of every other worker (missing ones are skipped).
     pub fn others(&self) -> Vec<Snapshot> {
         (0..self.workers)
             .filter(|&i| i != self.index)
-            .filter_map(|i| fs::read_to_string(self.file_of(i)).ok())
+            .filter_map(|i| self.state_dir.read(&Cluster::file_of(i)).ok())
             .map(|text| parse_snapshot(&text))
             .collect()
     }
@@ -131,19 +148,17 @@ mod tests {
 
     #[test]
     fn snapshots_round_trip_between_workers() {
-        let dir = std::env::temp_dir().join(format!("logcast-cluster-{}", std::process::id()));
-        fs::create_dir_all(&dir).expect("dir");
+        let dir = StateDir::create_in(&std::env::temp_dir()).expect("dir");
         let a = Cluster {
             index: 0,
             workers: 2,
             state_dir: dir.clone(),
             max_connections: 10,
+            supervisor: None,
         };
         let b = Cluster {
             index: 1,
-            workers: 2,
-            state_dir: dir.clone(),
-            max_connections: 10,
+            ..a.clone()
         };
         let m = Metrics {
             streams_open: 5,
@@ -156,6 +171,6 @@ mod tests {
         assert_eq!(others[0].values[1], 5);
         assert_eq!(others[0].subscribers.get("log-a"), Some(&3));
         assert!(others[0].rss_bytes > 0);
-        let _ = fs::remove_dir_all(&dir);
+        dir.remove_all().expect("remove");
     }
 }

@@ -49,6 +49,7 @@ pub mod metrics;
 pub mod routes;
 pub mod server;
 pub mod sse;
+pub mod statedir;
 pub mod supervisor;
 pub mod sys;
 pub mod timer;

@@ -7,11 +7,11 @@
 //! only watches: it restarts a worker that dies (with backoff), passes
 //! SIGTERM/SIGINT on, and exits 0 once all workers have stopped.
 //! Workers share nothing but the log directory and the snapshots of
-//! [`crate::cluster`].
+//! [`crate::cluster`], in a private state directory the supervisor makes at
+//! start and removes at exit ([`crate::statedir`]).
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,7 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::cluster::{Cluster, ENV_COUNT, ENV_INDEX, ENV_MAX_CONNECTIONS, ENV_STATE};
 use crate::config::Config;
+use crate::statedir::StateDir;
 
 /// A worker that lived this long before dying is restarted at once.
 const STABLE_AFTER: Duration = Duration::from_secs(10);
@@ -44,7 +45,7 @@ struct Worker {
 struct Supervisor {
     config: Config,
     addr: SocketAddr,
-    state_dir: PathBuf,
+    state_dir: StateDir,
     workers: Vec<Worker>,
 }
 
@@ -58,11 +59,8 @@ pub fn run(config: Config) -> Result<(), String> {
     );
     let (_guard, addr) = crate::listener::reserve(wanted)
         .map_err(|e| crate::listener::bind_error_message(wanted, &e))?;
-    let state_dir = std::env::temp_dir().join(format!("logcast-{}", std::process::id()));
-    // A directory left by a killed daemon that had this pid is stale.
-    let _ = std::fs::remove_dir_all(&state_dir);
-    std::fs::create_dir_all(&state_dir)
-        .map_err(|e| format!("logcast: state dir {}: {e}", state_dir.display()))?;
+    let state_dir = StateDir::create()?;
+    log::debug!("state dir {}", state_dir.path().display());
     let mut sup = Supervisor {
         config,
         addr,
@@ -75,7 +73,12 @@ pub fn run(config: Config) -> Result<(), String> {
         sup.watch()
     });
     sup.stop_all();
-    let _ = std::fs::remove_dir_all(&sup.state_dir);
+    if let Err(e) = sup.state_dir.remove_all() {
+        log::warn!(
+            "cannot remove state dir {}: {e}",
+            sup.state_dir.path().display()
+        );
+    }
     result
 }
 
@@ -128,7 +131,7 @@ impl Supervisor {
             .arg(share(c.max_writers))
             .env(ENV_INDEX, index.to_string())
             .env(ENV_COUNT, count.to_string())
-            .env(ENV_STATE, &self.state_dir)
+            .env(ENV_STATE, self.state_dir.path())
             .env(ENV_MAX_CONNECTIONS, c.max_connections.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -258,8 +261,7 @@ impl Supervisor {
 pub fn run_worker(config: Config) -> Result<(), String> {
     // If the supervisor dies without stopping us, stop too.
     let _ = rustix::process::set_parent_process_death_signal(Some(Signal::Term));
-    let cluster =
-        Cluster::from_env().ok_or("logcast: worker started without its cluster environment")?;
+    let cluster = Cluster::from_env()?;
     let dir = crate::logs::LogDir::open(&config.log_dir)?;
     crate::sys::raise_nofile_limit();
     let addr = SocketAddr::new(config.bind, config.port);
