@@ -39,6 +39,10 @@ pub struct Conn {
     pub writable: bool,
     /// The armed timer and the time it fires.
     pub timer: Option<(TimerId, u64)>,
+    /// Bytes the socket took, wrapping: stall checks compare it with
+    /// `sent_at_check`, its value at the previous check.
+    sent: u32,
+    sent_at_check: u32,
 }
 
 #[derive(Debug)]
@@ -104,6 +108,18 @@ pub struct HttpState {
     pub requests: u32,
 }
 
+/// What a stall check found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stall {
+    /// Idle with room in its socket.
+    Moving,
+    /// Its socket is full: give it a step, which tries to write (it may
+    /// get no writable edge to ask for one).
+    Waiting,
+    /// Took no byte for the stall timeout: close it.
+    Stalled,
+}
+
 /// How a socket operation ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Flow {
@@ -126,6 +142,8 @@ impl Conn {
             out_pos: 0,
             writable: true,
             timer: None,
+            sent: 0,
+            sent_at_check: 0,
         }
     }
 
@@ -164,27 +182,40 @@ impl Conn {
         !self.writable && self.has_output()
     }
 
-    /// A stall check: a blocked stream gets a deadline `stall_ms` from now
-    /// the first time it is seen blocked, and is stalled once that passes.
-    /// One that is not blocked loses its deadline. Returns whether it stalled.
-    pub fn check_stall(&mut self, now_ms: u64, stall_ms: u64) -> bool {
-        let blocked = self.is_blocked();
-        match &mut self.phase {
-            Phase::Streaming {
-                stall_deadline_ms: d,
-            }
-            | Phase::Closing { deadline_ms: d } => {
-                if !blocked {
-                    *d = NEVER;
-                    return false;
-                }
-                if *d == NEVER {
-                    *d = now_ms.saturating_add(stall_ms);
-                }
-                now_ms >= *d
-            }
-            _ => false,
+    /// A stall check of a stream (every quarter stall timeout or so).
+    /// Progress is any byte the socket took since the last check, counted
+    /// in `sent`, not writable edges: the kernel gives an edge only once a
+    /// third of the send buffer is free, so a client reading slowly but
+    /// steadily may take bytes for seconds without one. A stream with no
+    /// progress and a full socket gets a deadline `stall_ms` from that
+    /// check; past it, it has stalled.
+    pub fn check_stall(&mut self, now_ms: u64, stall_ms: u64) -> Stall {
+        let progressed = self.sent != self.sent_at_check;
+        self.sent_at_check = self.sent;
+        let idle = self.writable && !self.has_output();
+        let (Phase::Streaming {
+            stall_deadline_ms: deadline,
         }
+        | Phase::Closing {
+            deadline_ms: deadline,
+        }) = &mut self.phase
+        else {
+            return Stall::Moving;
+        };
+        if idle {
+            *deadline = NEVER;
+            return Stall::Moving;
+        }
+        if progressed {
+            *deadline = NEVER;
+        } else if *deadline == NEVER {
+            *deadline = now_ms.saturating_add(stall_ms);
+        } else if now_ms >= *deadline {
+            return Stall::Stalled;
+        }
+        // Probe, as a writable edge would: the next write tries the socket.
+        self.writable = true;
+        Stall::Waiting
     }
 
     /// The socket took bytes (a writable edge): not stalled.
@@ -221,6 +252,7 @@ impl Conn {
     pub fn flush(&mut self) -> (Flow, usize) {
         let (flow, written) = write_until_blocked(&mut self.socket, &self.out[self.out_pos..]);
         self.out_pos += written;
+        self.sent = self.sent.wrapping_add(written as u32);
         match flow {
             Flow::Done => self.release_output(),
             Flow::WouldBlock => self.writable = false,
@@ -246,6 +278,7 @@ impl Conn {
     pub fn write_direct(&mut self, bytes: &[u8]) -> (Flow, usize) {
         debug_assert!(!self.has_output());
         let (flow, written) = write_until_blocked(&mut self.socket, bytes);
+        self.sent = self.sent.wrapping_add(written as u32);
         if flow == Flow::WouldBlock {
             self.writable = false;
         }

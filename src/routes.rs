@@ -14,13 +14,24 @@ pub const MAX_DURATION_S: u64 = 3600;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Endpoint {
-    Page { log: Option<String> },
+    Page {
+        log: Option<String>,
+    },
     Healthz,
     Metrics,
-    ListLogs { limit: usize, before: Option<Cursor> },
-    CreateLog { duration_s: u64 },
-    LogInfo { id: String },
-    DeleteLog { id: String },
+    ListLogs {
+        limit: usize,
+        before: Option<Cursor>,
+    },
+    CreateLog {
+        duration_s: u64,
+    },
+    LogInfo {
+        id: String,
+    },
+    DeleteLog {
+        id: String,
+    },
     /// A CORS preflight (`OPTIONS` with `Access-Control-Request-Method`)
     /// on an `/api/` path.
     Preflight,
@@ -117,16 +128,21 @@ fn list(query: &Query<'_>) -> Result<Endpoint, Response> {
         None => DEFAULT_PAGE,
         Some(raw) => match parse_number(&raw) {
             Some(n) if (1..=MAX_PAGE as u64).contains(&n) => n as usize,
-            _ => return Err(Response::error(400, "limit must be a whole number from 1 to 10000")),
+            _ => {
+                return Err(Response::error(
+                    400,
+                    "limit must be a whole number from 1 to 10000",
+                ))
+            }
         },
     };
-    let before = match query.get("before") {
-        None => None,
-        Some(raw) => Some(
-            Cursor::parse(&raw)
-                .ok_or_else(|| Response::error(400, "before must be a cursor from a Link header"))?,
-        ),
-    };
+    let before =
+        match (query.get("before"), query.has("before")) {
+            (None, false) => None,
+            (raw, _) => Some(raw.as_deref().and_then(Cursor::parse).ok_or_else(|| {
+                Response::error(400, "before must be a cursor from a Link header")
+            })?),
+        };
     Ok(Endpoint::ListLogs { limit, before })
 }
 
@@ -165,6 +181,13 @@ pub fn parse_number(s: &str) -> Option<u64> {
 struct Query<'a>(&'a str);
 
 impl Query<'_> {
+    /// Whether a pair named `name` is present, whatever its value.
+    fn has(&self, name: &str) -> bool {
+        self.0
+            .split('&')
+            .any(|pair| pair.split_once('=').map_or(pair, |(k, _)| k) == name)
+    }
+
     /// The decoded value of the first `name=value` pair for `name`.
     fn get(&self, name: &str) -> Option<String> {
         self.0.split('&').find_map(|pair| {

@@ -388,7 +388,7 @@ fn wrong_method_is_405_with_allow_for_each_route() {
         ("/".to_string(), &["GET", "HEAD"]),
         ("/healthz".to_string(), &["GET", "HEAD"]),
         ("/metrics".to_string(), &["GET", "HEAD"]),
-        (format!("/api/logs/{id}"), &["GET", "HEAD"]),
+        (format!("/api/logs/{id}"), &["GET", "HEAD", "DELETE"]),
         ("/api/logs".to_string(), &["GET", "HEAD", "POST"]),
         (format!("/api/logs/{id}/stream"), &["GET"]),
     ];

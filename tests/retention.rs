@@ -253,7 +253,7 @@ fn retain_bytes_keeps_the_newest_finished_logs_under_the_size() {
         files.push(File::open(d.log_path(&id)).expect("open new log"));
         ids.push(id);
     }
-    let finished = |f: &File| f.metadata().map_or(false, |m| m.mode() & 0o222 == 0);
+    let finished = |f: &File| f.metadata().is_ok_and(|m| m.mode() & 0o222 == 0);
     assert!(
         eventually(Duration::from_secs(5), || files.iter().all(finished)),
         "logs not finished"
@@ -485,7 +485,7 @@ fn a_file_that_took_the_name_of_a_logcast_log_is_not_retained_away() {
     make_read_only(&aside);
     fs::rename(&aside, &replaced).expect("rename over log A");
     assert_ne!(fs::metadata(&replaced).expect("A").ino(), old_inode);
-    let foreign = snapshot(&[replaced.clone()]);
+    let foreign = snapshot(std::slice::from_ref(&replaced));
 
     let d2 = start(
         &dir,

@@ -7,7 +7,7 @@
 
 use slab::Slab;
 
-use crate::conn::{Conn, Flow, Role};
+use crate::conn::{Conn, Flow, Role, Stall};
 use crate::metrics::Metrics;
 use crate::sse::{self, Block};
 
@@ -141,20 +141,23 @@ impl Fanout {
 
     /// Stall checks (`--stall-timeout-ms`): a stream whose socket has been
     /// full since a check `stall_ms` ago, with no byte taken since, is
-    /// pushed to `stalled`.
+    /// pushed to `stalled`; one whose socket is full is pushed to `waiting`
+    /// (a step tries to write: no writable edge may come to ask for one).
     pub fn check_stalls(
         &self,
         now_ms: u64,
         stall_ms: u64,
         conns: &mut Slab<Conn>,
-        stalled: &mut Vec<usize>,
+        found: &mut StallCheck,
     ) {
         for &key in &self.streams {
-            if conns
-                .get_mut(key)
-                .is_some_and(|c| c.check_stall(now_ms, stall_ms))
-            {
-                stalled.push(key);
+            let Some(conn) = conns.get_mut(key) else {
+                continue;
+            };
+            match conn.check_stall(now_ms, stall_ms) {
+                Stall::Moving => {}
+                Stall::Waiting => found.waiting.push(key),
+                Stall::Stalled => found.stalled.push(key),
             }
         }
     }
@@ -187,6 +190,13 @@ impl Fanout {
             }
         }
     }
+}
+
+/// What stall checks found: streams to close, and streams to move on.
+#[derive(Debug, Default)]
+pub struct StallCheck {
+    pub stalled: Vec<usize>,
+    pub waiting: Vec<usize>,
 }
 
 /// Writes `block` to a stream that sits exactly at its start with nothing

@@ -39,7 +39,7 @@ use std::path::PathBuf;
 use slab::Slab;
 
 pub use fanout::StreamState;
-use fanout::{flush, write_block, Fanout};
+use fanout::{flush, write_block, Fanout, StallCheck};
 use tail::{Change, Tail, CHUNK};
 use watch::{DirEvent, Watcher};
 
@@ -742,7 +742,10 @@ impl Engine {
             return;
         };
         if f.ended {
-            return;
+            // Only its streams' `end` is left to flush: stall checks close
+            // the ones that never take it (and with them the descriptor).
+            let at = f.stall_check_ms;
+            return self.arm(key, at.max(now_ms));
         }
         let mut due = f.fanout.heartbeat_due(self.config.heartbeat_interval_ms);
         if f.polled {
@@ -775,6 +778,10 @@ impl Engine {
             return; // superseded by an earlier wake
         }
         f.armed_at = None;
+        if f.ended {
+            self.check_stalls(key, now_ms, conns, m);
+            return self.arm_next(key, now_ms);
+        }
         let heartbeat_due = now_ms >= f.fanout.heartbeat_due(self.config.heartbeat_interval_ms);
         let mut look = f.tail.deleted_at_ms().is_some_and(|t| now_ms >= t);
         if f.polled && now_ms >= f.next_poll_ms {
@@ -823,15 +830,21 @@ impl Engine {
         let stall_ms = self.config.stall_timeout_ms;
         let period = self.stall_check_period();
         let f = &mut self.tails[key];
-        let before = self.closed.len();
-        f.fanout
-            .check_stalls(now_ms, stall_ms, conns, &mut self.closed);
-        let stalled = self.closed.len() - before;
-        if stalled > 0 {
-            m.stall_timeouts += stalled as u64;
-            log::debug!("{}: closing {stalled} stalled stream(s)", f.id);
-        }
+        let mut found = StallCheck::default();
+        f.fanout.check_stalls(now_ms, stall_ms, conns, &mut found);
         f.stall_check_ms = now_ms + period;
+        if !found.stalled.is_empty() {
+            m.stall_timeouts += found.stalled.len() as u64;
+            log::debug!(
+                "{}: closing {} stalled stream(s)",
+                f.id,
+                found.stalled.len()
+            );
+            self.closed.append(&mut found.stalled);
+        }
+        for stream in found.waiting {
+            self.enqueue(stream, conns);
+        }
     }
 
     fn enqueue(&mut self, key: usize, conns: &mut Slab<Conn>) {
@@ -960,6 +973,8 @@ impl Engine {
     pub fn delete_log(&mut self, id: &str, conns: &mut Slab<Conn>) {
         if let Some(&key) = self.by_id.get(id) {
             self.end_deleted(key, conns);
+            let at = self.tails[key].stall_check_ms;
+            self.arm(key, at);
         }
     }
 

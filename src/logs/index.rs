@@ -279,7 +279,10 @@ impl LogIndex {
         let chunk: Vec<(u64, Rc<str>)> = match &after {
             Some(a) => self
                 .by_age
-                .range((std::ops::Bound::Excluded(a.clone()), std::ops::Bound::Unbounded))
+                .range((
+                    std::ops::Bound::Excluded(a.clone()),
+                    std::ops::Bound::Unbounded,
+                ))
                 .take(ENTRIES_PER_STEP)
                 .cloned()
                 .collect(),
@@ -521,8 +524,13 @@ pub fn wall_ms() -> u64 {
 /// Marks a file logcast just created as its own (see the module doc).
 /// Fails where the file system has no user extended attributes.
 pub fn mark_ours(file: &File) -> io::Result<()> {
-    rustix::fs::fsetxattr(file, OURS_XATTR, OURS_VALUE, rustix::fs::XattrFlags::empty())
-        .map_err(io::Error::from)
+    rustix::fs::fsetxattr(
+        file,
+        OURS_XATTR,
+        OURS_VALUE,
+        rustix::fs::XattrFlags::empty(),
+    )
+    .map_err(io::Error::from)
 }
 
 /// Whether the file at `path` carries logcast's mark (not through a symlink:
@@ -566,7 +574,10 @@ mod tests {
         fs::write(dir.join("notes.txt"), b"").expect("write");
         fs::write(dir.join(".hidden.log"), b"").expect("write");
         let mut index = LogIndex::new(&dir);
-        assert!(build(&mut index) >= 3, "one step reads at most ENTRIES_PER_STEP");
+        assert!(
+            build(&mut index) >= 3,
+            "one step reads at most ENTRIES_PER_STEP"
+        );
         assert_eq!(index.len(), n);
         let mut seen = Vec::new();
         let mut before = None;

@@ -25,7 +25,8 @@ pub fn next_victim(index: &LogIndex, policy: &Retention, now_wall_ms: u64) -> Op
     let oldest = index.oldest_retained()?;
     let too_many = policy.files > 0 && files > policy.files;
     let too_big = policy.bytes > 0 && bytes > policy.bytes;
-    let too_old = policy.age_ms > 0 && now_wall_ms.saturating_sub(oldest.created_ms) >= policy.age_ms;
+    let too_old =
+        policy.age_ms > 0 && now_wall_ms.saturating_sub(oldest.created_ms) >= policy.age_ms;
     (too_many || too_big || too_old).then_some(oldest)
 }
 

@@ -133,7 +133,11 @@ impl Writers {
     /// Stops the writer of log `id`, if one runs (its log is being
     /// deleted: no finish, the file is about to go).
     pub fn stop(&mut self, id: &str) {
-        let key = self.writers.iter().find(|(_, w)| w.id == id).map(|(k, _)| k);
+        let key = self
+            .writers
+            .iter()
+            .find(|(_, w)| w.id == id)
+            .map(|(k, _)| k);
         if let Some(key) = key {
             self.writers.remove(key);
         }

@@ -35,6 +35,11 @@ impl Server {
     /// `GET /api/logs`: one page, newest first, with `Link` to the next
     /// (RFC 8288) and `X-Total-Count`.
     pub(super) fn list_logs(&mut self, limit: usize, before: Option<&Cursor>) -> Response {
+        // One stat: a directory that is gone is an error, not an empty
+        // list, even before its notification arrives.
+        if let Err(e) = std::fs::metadata(self.dir.path()) {
+            return Response::error(500, &format!("cannot read log dir: {e}"));
+        }
         let page = self.index.page(limit, before);
         let items: Vec<String> = page.logs.iter().map(|l| l.to_json(None)).collect();
         let mut response = Response::new(
@@ -110,7 +115,11 @@ impl Server {
                     // Changed since the index looked: look again, and if it
                     // still comes first, leave it for a later look.
                     self.index.refresh(&victim.id);
-                    if self.index.oldest_retained().is_some_and(|v| v.id == victim.id) {
+                    if self
+                        .index
+                        .oldest_retained()
+                        .is_some_and(|v| v.id == victim.id)
+                    {
                         self.index.give_up(&victim.id);
                     }
                 }

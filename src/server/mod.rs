@@ -34,9 +34,9 @@ use crate::engine::{Engine, EngineConfig};
 use crate::logs::index::LogIndex;
 use crate::logs::writer::Writers;
 use crate::logs::LogDir;
-use access::Access;
 use crate::metrics::Metrics;
 use crate::timer::TimerWheel;
+use access::Access;
 
 const SIGNAL: Token = Token(usize::MAX);
 const LISTENER: Token = Token(usize::MAX - 1);
