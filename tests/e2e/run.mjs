@@ -546,6 +546,29 @@ scenario('errors: unknown log, duration validation, server refusal, list pick', 
   } finally { await context.close(); }
 });
 
+scenario('the list comes a page at a time: "Load older logs" appends the next page', async () => {
+  const { page, context } = await newPage(ctx.browser);
+  try {
+    const tag = rid();
+    for (let i = 0; i < 110; i += 1) writeLog(`e2e-page-${tag}-${String(i).padStart(3, '0')}`, ['x'], 0o444);
+    await page.goto(ctx.daemon.url + '/');
+    const items = page.locator('#logs-list .log-item');
+    await page.waitForFunction(() => document.querySelectorAll('#logs-list .log-item').length > 0, null, { timeout: 10000 });
+    eq(await items.count(), 100, 'items on the first page');
+    const more = page.locator('#older');
+    await more.waitFor({ timeout: 5000 });
+    check(/Load older logs/.test(await more.textContent()), `the button says what it does (${await more.textContent()})`);
+    await more.click();
+    await page.waitForFunction(() => document.querySelectorAll('#logs-list .log-item').length > 100, null, { timeout: 10000 });
+    const ids = await items.evaluateAll((els) => els.map((e) => e.dataset.id));
+    eq(new Set(ids).size, ids.length, 'no log listed twice across pages');
+    const total = await page.evaluate(async () => Number((await fetch('/api/logs?limit=1')).headers.get('X-Total-Count')));
+    check(ids.length === Math.min(total, 200), `two pages listed (${ids.length} of ${total})`);
+    await page.screenshot({ path: path.join(OUT, 'page-list-older.png') });
+    return `${ids.length} of ${total} logs after one "Load older"`;
+  } finally { await context.close(); }
+});
+
 // ------------------------------------------------------------------ runner
 
 async function main() {
