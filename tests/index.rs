@@ -321,7 +321,8 @@ fn files_other_programs_add_or_remove_show_within_a_second_and_posts_at_once() {
     assert_eq!(
         ids.first(),
         Some(&id),
-        "a log created by POST is not first in the next list: {ids:?}"
+        "a log created by POST is not first in the next list: {ids:?} {}",
+        d.get("/api/logs").text()
     );
     assert_eq!(total, 4, "{ids:?}");
 }

@@ -414,8 +414,10 @@ impl LogIndex {
     }
 
     /// A page of at most `limit` logs older than `before`, newest first.
-    /// Each listed log is looked at now (`limit` stats at most), so sizes
-    /// and states are current; one found gone is dropped from the page.
+    /// Where nothing notifies (the index is rescanning), each listed log is
+    /// looked at now (`limit` stats at most), so sizes and states are
+    /// current; where notifications keep the index current, the page costs
+    /// no system call at all.
     pub fn page(&mut self, limit: usize, before: Option<&Cursor>) -> Page {
         let ids: Vec<Rc<str>> = match before {
             Some(c) => self
@@ -442,7 +444,9 @@ impl LogIndex {
         });
         let mut logs = Vec::with_capacity(ids.len());
         for id in &ids {
-            self.look(id);
+            if self.rescanning {
+                self.look(id);
+            }
             if let Some(e) = self.entries.get(id) {
                 logs.push(e.info(id));
             }

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# The worst delay one heavy request causes everyone else (SPEC section 5:
+# "other streams and requests delayed < 20 ms"). A prober polls GET /healthz
+# back to back on its own connection (scripts/healthz_probe.py) while:
+#
+#   tail   ?tail=1 on a finished multi-GB log, until its `end` event (whose
+#          line count must not freeze the reactor);
+#   list   the daemon starts on a directory of a million files (the index is
+#          built in steps), then pages through GET /api/logs?limit=10000;
+#   storm  10,000 clients reconnect at once to a big log with Last-Event-ID
+#          (scripts/reconnect_storm.py), each needing a catch-up read.
+#
+#   scripts/bench-stalls.sh [--gb 4] [--files 1000000] [--clients 10000]
+#                           [--cases "tail list storm"] [--keep]
+#
+# Prints one line per case: the probe's max, p99 and p50, and what the case
+# did. The test files live in a temp dir on the same disk as target/ and are
+# removed at the end (--keep keeps them for a rerun: they are reused).
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+say() { echo "[bench-stalls] $*" >&2; }
+die() { say "error: $*"; exit 1; }
+STARTED=()
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+
+GB=4 FILES=1000000 CLIENTS=10000 CASES="tail list storm" KEEP=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --gb) GB="$2"; shift 2 ;;
+    --files) FILES="$2"; shift 2 ;;
+    --clients) CLIENTS="$2"; shift 2 ;;
+    --cases) CASES="$2"; shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) die "unknown option $1" ;;
+  esac
+done
+
+WORK="$ROOT/target/bench-stalls"
+mkdir -p "$WORK"
+cleanup() { stop_all; [ "$KEEP" = 1 ] || rm -rf "$WORK"; }
+trap cleanup EXIT
+
+say "building release binaries"
+(cd "$ROOT" && cargo build --release --quiet)
+BIN="$ROOT/target/release/logcast"
+PROBE="python3 $ROOT/scripts/healthz_probe.py"
+
+# probe_while PORT CMD...: runs the prober while CMD runs; prints its line.
+probe_while() {
+  local port="$1"; shift
+  $PROBE --port "$port" --seconds 3600 --json >"$WORK/probe.json" &
+  local probe=$!
+  sleep 0.3
+  "$@"
+  kill -TERM "$probe"; wait "$probe" || true
+  cat "$WORK/probe.json"
+}
+
+port_of() { echo "${1##*:}"; }
+
+case_tail() {
+  local dir="$WORK/tail" size=$((GB << 30))
+  mkdir -p "$dir/logs"
+  if [ ! -f "$dir/logs/big.log" ] || [ "$(stat -c %s "$dir/logs/big.log")" -lt "$size" ]; then
+    say "tail: writing a ${GB} GB log"
+    rm -f "$dir/logs/big.log"
+    { yes "2026-12-01T10:00:00Z INFO request served in 12 ms path=/api/items/42 status=200" || true; } \
+      | head -c "$size" >"$dir/logs/big.log"
+    chmod 0444 "$dir/logs/big.log"
+  fi
+  start_logcast "$dir" "" "$BIN"
+  local port; port="$(port_of "$LC_URL")"
+  local t0 t1 result
+  t0=$(date +%s.%N)
+  result="$(probe_while "$port" curl -sN --max-time 600 "$LC_URL/api/logs/big/stream?tail=1" -o "$dir/out")"
+  t1=$(date +%s.%N)
+  local end; end="$(grep -a '^data: {"reason"' "$dir/out" | tail -1)"
+  echo "tail=1 on a ${GB} GB finished log: $result; end after $(echo "$t1 - $t0" | bc) s: $end"
+  stop_pid "$LC_PID"
+}
+
+case_list() {
+  local dir="$WORK/list"
+  mkdir -p "$dir/logs"
+  local have; have="$(find "$dir/logs" -maxdepth 1 -name '*.log' | wc -l)"
+  if [ "$have" -lt "$FILES" ]; then
+    say "list: creating $FILES files (once; --keep keeps them)"
+    (cd "$dir/logs" && seq 1 "$FILES" | sed 's/$/.log/' | xargs touch)
+  fi
+  start_logcast "$dir" "" "$BIN"
+  local port; port="$(port_of "$LC_URL")"
+  list_pages() {
+    local url="/api/logs?limit=10000" n=0 total="" t0; t0=$(date +%s.%N)
+    # The index builds in steps: wait for it to count every file.
+    while [ "${total:-0}" -lt "$FILES" ]; do
+      total="$(curl -sI "$LC_URL/api/logs?limit=1" | tr -d '\r' | sed -n 's/^X-Total-Count: //Ip')"
+      sleep 0.2
+    done
+    local build; build="$(echo "$(date +%s.%N) - $t0" | bc)"
+    while [ -n "$url" ] && [ "$n" -lt 20 ]; do
+      url="$(curl -s -D - -o /dev/null "$LC_URL$url" | tr -d '\r' | sed -n 's/^Link: <\([^>]*\)>.*/\1/Ip')"
+      n=$((n + 1))
+    done
+    echo "index of $FILES files complete ${build} s after the daemon answered, then $n pages of 10,000" >"$dir/list.out"
+  }
+  local result; result="$(probe_while "$port" list_pages)"
+  echo "$(cat "$dir/list.out"): $result"
+  stop_pid "$LC_PID"
+}
+
+case_storm() {
+  local dir="$WORK/storm"
+  mkdir -p "$dir/logs"
+  if [ ! -f "$dir/logs/big.log" ]; then
+    { yes "2026-12-01T10:00:00Z INFO request served in 12 ms path=/api/items/42 status=200" || true; } \
+      | head -c $((256 << 20)) >"$dir/logs/big.log"
+  fi
+  start_logcast "$dir" "" "$BIN"
+  local port; port="$(port_of "$LC_URL")"
+  local result
+  result="$(probe_while "$port" python3 "$ROOT/scripts/reconnect_storm.py" --port "$port" \
+    --log big --clients "$CLIENTS" --from 1000 --seconds 10 >"$dir/storm.out" 2>&1 || true)"
+  echo "$CLIENTS clients reconnecting with Last-Event-ID: $result; $(cat "$dir/storm.out")"
+  stop_pid "$LC_PID"
+}
+
+say "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; commit $(cd "$ROOT" && git rev-parse --short HEAD)"
+for c in $CASES; do "case_$c"; done
