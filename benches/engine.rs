@@ -120,13 +120,13 @@ fn bench_fanout(c: &mut Criterion) {
             resume: None,
             tail: Some(0),
         };
-        let Ok(Opened::Stream { tail, offset }) = engine.open(&req, 0, &mut conns, &mut metrics)
+        let Ok(Opened::Stream { tail, start }) = engine.open(&req, 0, &mut conns, &mut metrics)
         else {
             panic!("open")
         };
         let keys: Vec<usize> = conns.iter().map(|(k, _)| k).collect();
         for key in keys {
-            engine.attach(&mut conns[key], key, tail, offset);
+            engine.attach(&mut conns[key], key, tail, start);
         }
         engine.run(0, &mut conns, &mut metrics);
         let mut file = OpenOptions::new().append(true).open(&path).expect("append");

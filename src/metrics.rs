@@ -27,6 +27,9 @@ pub struct Metrics {
     pub tail_reads: u64,
     pub catchup_reads: u64,
     pub connections_accepted: u64,
+    /// Most bytes of file that stream work read in one reactor turn, in
+    /// this process (a bound, not a sum: not shared between workers).
+    pub turn_read_max: u64,
 }
 
 const METHODS: [&str; 6] = ["GET", "HEAD", "POST", "DELETE", "OPTIONS", "other"];
@@ -203,6 +206,12 @@ impl Metrics {
             "logcast_catchup_reads_total",
             "File reads by streams behind their tail.",
             self.catchup_reads,
+        );
+        gauge(
+            &mut out,
+            "logcast_turn_read_bytes_max",
+            "Most bytes of file read by stream work (catch-up, start scans, line counts) in one reactor turn of this process.",
+            self.turn_read_max,
         );
         gauge(
             &mut out,

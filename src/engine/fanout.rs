@@ -22,6 +22,9 @@ pub struct StreamState {
     pub index: usize,
     /// Waiting in the engine's catch-up queue.
     pub queued: bool,
+    /// Waiting for the scan that finds where it starts (`offset` means
+    /// nothing yet): no fan-out, heartbeat or `end` reaches it.
+    pub seeking: bool,
 }
 
 /// The streams following one tail.
@@ -120,7 +123,9 @@ impl Fanout {
                 conn.close_when_flushed();
             }
             if let Role::Stream(s) = &mut conn.role {
+                // After a reset the new content starts at 0, scan or not.
                 s.offset = 0;
+                s.seeking = false;
             }
             queue.push(key);
         }
@@ -133,7 +138,8 @@ impl Fanout {
             .copied()
             .filter(|&k| {
                 conns.get(k).is_some_and(|c| {
-                    !c.is_closing() && c.stream().is_some_and(|s| s.offset >= offset)
+                    !c.is_closing()
+                        && c.stream().is_some_and(|s| !s.seeking && s.offset >= offset)
                 })
             })
             .collect()
@@ -177,7 +183,9 @@ impl Fanout {
             let Some(conn) = conns.get_mut(key) else {
                 continue;
             };
-            let at_tail = conn.stream().is_some_and(|s| s.offset == offset);
+            let at_tail = conn
+                .stream()
+                .is_some_and(|s| !s.seeking && s.offset == offset);
             if !at_tail || conn.has_output() || !conn.writable || conn.is_closing() {
                 continue;
             }
@@ -205,7 +213,7 @@ pub struct StallCheck {
 pub fn write_block(conn: &mut Conn, block: &Block, m: &mut Metrics) -> Flow {
     let ready = conn.writable && !conn.has_output() && !conn.is_closing();
     match conn.stream() {
-        Some(s) if ready && s.offset == block.base => {}
+        Some(s) if ready && !s.seeking && s.offset == block.base => {}
         _ => return Flow::Done,
     }
     let (flow, n) = conn.write_direct(&block.bytes);

@@ -26,8 +26,15 @@
 //!
 //! Every step is bounded: each turn reads at most [`TURN_BYTES`] of new
 //! file data and looks at most at 512 tails; the rest waits for the next turn.
+//! Everything a single stream asks of the file beyond that shares one
+//! budget per turn ([`TURN_BUDGET`]): catching up, the scan for where it
+//! starts ([`scan`]: `?tail=n`, a resume point inside a line) and the line
+//! count its `end` event carries. A stream whose start needs a scan gets
+//! its head at once and its first line when the scan is done; one whose
+//! `end` needs a count waits for it. No request can freeze the others.
 
 pub mod fanout;
+pub mod scan;
 pub mod tail;
 pub mod watch;
 
@@ -40,6 +47,8 @@ use slab::Slab;
 
 pub use fanout::StreamState;
 use fanout::{flush, write_block, Fanout, StallCheck};
+pub use scan::Start;
+use scan::{Seek, Step, PIECE};
 use tail::{Change, Tail, CHUNK};
 use watch::{DirEvent, Watcher};
 
@@ -54,6 +63,15 @@ const CATCHUP_BUDGET: usize = 4 * CHUNK;
 
 /// Most bytes of new file data all tails together read in one turn.
 pub const TURN_BYTES: usize = 4 * CHUNK;
+
+/// Most bytes of file the streams' own work reads in one turn, all streams
+/// together: catch-up, start scans and line counts (about 1 ms of reading
+/// and writing on this kind of machine).
+pub const TURN_BUDGET: usize = 4 * CHUNK;
+
+/// What a stream step costs the turn's budget beyond the bytes it reads:
+/// a budget's worth of steps is 1,024 system calls or so.
+const STEP_COST: usize = TURN_BUDGET / 1024;
 
 /// Most tails looked at in one turn (an overflow marks every tail: with
 /// 19,000 logs, that is spread over turns instead of frozen into one).
@@ -102,8 +120,8 @@ pub enum Opened {
     /// A finished log and the client already has all of it: 204 tells
     /// EventSource to stop reconnecting.
     NoContent,
-    /// Stream from `offset`.
-    Stream { tail: usize, offset: u64 },
+    /// Stream from where `start` says.
+    Stream { tail: usize, start: Start },
 }
 
 /// What [`Engine::advance`] left the stream in.
@@ -143,6 +161,16 @@ struct Followed {
     ended: bool,
     /// The next stall check (heartbeat wakes check too).
     stall_check_ms: u64,
+    /// Waiting in the count queue: an `end` waits for the line count.
+    counting: bool,
+}
+
+/// A stream waiting for the scan that finds where it starts.
+#[derive(Debug)]
+struct SeekJob {
+    conn: usize,
+    generation: u32,
+    seek: Seek,
 }
 
 #[derive(Debug)]
@@ -163,6 +191,14 @@ pub struct Engine {
     stale: VecDeque<usize>,
     /// Streams with work to do outside a socket event: `(key, generation)`.
     work: VecDeque<(usize, u32)>,
+    /// Streams waiting for their start, one scan piece per turn each.
+    seeks: VecDeque<SeekJob>,
+    /// Tails whose `end` waits for their line count: `(key, generation)`.
+    counts: VecDeque<(usize, u32)>,
+    /// What is left of this turn's [`TURN_BUDGET`].
+    turn_left: usize,
+    /// Bytes stream work read this turn (for the metric of the largest).
+    turn_read: usize,
     wakes: Vec<Wake>,
     closed: Vec<usize>,
     touched: Vec<usize>,
@@ -212,6 +248,10 @@ impl Engine {
             moves: HashMap::new(),
             stale: VecDeque::new(),
             work: VecDeque::new(),
+            seeks: VecDeque::new(),
+            counts: VecDeque::new(),
+            turn_left: TURN_BUDGET,
+            turn_read: 0,
             wakes: Vec::new(),
             closed: Vec::new(),
             touched: Vec::new(),
@@ -237,7 +277,11 @@ impl Engine {
 
     /// Work is waiting that should run without waiting for an event.
     pub fn has_work(&self) -> bool {
-        !self.work.is_empty() || !self.stale.is_empty() || self.notify_backlog
+        !self.work.is_empty()
+            || !self.stale.is_empty()
+            || self.notify_backlog
+            || !self.seeks.is_empty()
+            || !self.counts.is_empty()
     }
 
     /// Wakes to arm on the timer wheel, since the last call.
@@ -303,33 +347,39 @@ impl Engine {
                 Err(e) => return Err(e),
             },
         };
-        let start = self.start_of(key, req);
-        match start {
-            Ok(Some(offset)) => {
+        match self.start_of(key, req) {
+            Ok(Some(start)) => {
                 if new_tail {
                     self.arm_next(key, now_ms);
                 }
-                Ok(Opened::Stream { tail: key, offset })
+                Ok(Opened::Stream { tail: key, start })
             }
-            Ok(None) | Err(_) if new_tail => {
-                self.drop_tail(key);
-                start.map(|_| Opened::NoContent)
+            Ok(None) => {
+                if new_tail {
+                    self.drop_tail(key);
+                }
+                Ok(Opened::NoContent)
             }
-            Ok(None) => Ok(Opened::NoContent),
-            Err(e) => Err(e),
+            Err(e) => {
+                if new_tail {
+                    self.drop_tail(key);
+                }
+                Err(e)
+            }
         }
     }
 
-    /// Where a stream starts, or `None` for a client that already has the
-    /// whole of a finished log.
-    fn start_of(&mut self, key: usize, req: &StreamRequest) -> io::Result<Option<u64>> {
+    /// Where a stream starts (at most a byte read now; a scan, if one is
+    /// needed, runs in later turns), or `None` for a client that already
+    /// has the whole of a finished log.
+    fn start_of(&mut self, key: usize, req: &StreamRequest) -> io::Result<Option<Start>> {
         let tail = &mut self.tails[key].tail;
         let before = tail.files_open();
         let start = match (req.resume, req.tail) {
             (Some(at), _) if tail.is_complete() && at == tail.size() => Ok(None),
-            (Some(at), _) => tail.resume_start(at, &mut self.buf).map(Some),
-            (None, Some(n)) => tail.tail_start(n, &mut self.buf).map(Some),
-            (None, None) => Ok(Some(0)),
+            (Some(at), _) => scan::resume(tail, at).map(Some),
+            (None, Some(n)) => scan::last_lines(tail, n).map(Some),
+            (None, None) => Ok(Some(Start::At(0))),
         };
         self.recount(key, before);
         self.limit_open_files(key);
@@ -356,6 +406,7 @@ impl Engine {
             used_seq: 0,
             ended: false,
             stall_check_ms: now_ms + self.stall_check_period(),
+            counting: false,
         });
         self.by_id.insert(id.to_string(), key);
         self.touch(key);
@@ -372,17 +423,29 @@ impl Engine {
         }
     }
 
-    /// Makes connection `key` a stream of `tail` from `offset` and queues its
-    /// first catch-up.
-    pub fn attach(&mut self, conn: &mut Conn, key: usize, tail: usize, offset: u64) {
+    /// Makes connection `key` a stream of `tail` from `start`: queues its
+    /// first catch-up, or the scan that finds where it starts.
+    pub fn attach(&mut self, conn: &mut Conn, key: usize, tail: usize, start: Start) {
         let index = self.tails[tail].fanout.add(key);
+        let (offset, seek) = match start {
+            Start::At(offset) => (offset, None),
+            Start::Seek(seek) => (0, Some(seek)),
+        };
         conn.become_stream(StreamState {
             tail,
             offset,
             index,
-            queued: true,
+            queued: seek.is_none(),
+            seeking: seek.is_some(),
         });
-        self.work.push_back((key, conn.generation));
+        match seek {
+            None => self.work.push_back((key, conn.generation)),
+            Some(seek) => self.seeks.push_back(SeekJob {
+                conn: key,
+                generation: conn.generation,
+                seek,
+            }),
+        }
     }
 
     /// Removes a closing stream from its tail; the tail goes with its last
@@ -521,7 +584,127 @@ impl Engine {
             f.stale = false;
             read += self.look(key, now_ms, check_path, conns, m);
         }
+        self.run_seeks(conns);
         self.run_streams(conns, m);
+        self.run_counts(conns, m);
+        // The next turn's budget: socket events spend it before the next run.
+        m.turn_read_max = m.turn_read_max.max(self.turn_read as u64);
+        self.turn_left = TURN_BUDGET;
+        self.turn_read = 0;
+    }
+
+    /// One piece of each waiting scan (the first even over budget, so
+    /// scans move while catch-ups use the budget); a stream whose start is
+    /// found is queued to catch up from there.
+    fn run_seeks(&mut self, conns: &mut Slab<Conn>) {
+        for i in 0..self.seeks.len() {
+            if i > 0 && self.turn_left == 0 {
+                break;
+            }
+            let Some(mut job) = self.seeks.pop_front() else {
+                break;
+            };
+            match self.seek_step(&mut job, conns) {
+                Ok(Some(offset)) => self.seek_found(&job, offset, conns),
+                Ok(None) => self.seeks.push_back(job),
+                Err(e) => {
+                    log::warn!("conn {}: cannot find where to start: {e}", job.conn);
+                    self.closed.push(job.conn);
+                }
+            }
+        }
+    }
+
+    /// One piece of `job`'s scan: `Ok(None)` while it goes on; a stream
+    /// that left, or was reset meanwhile, ends the scan where it is.
+    fn seek_step(&mut self, job: &mut SeekJob, conns: &Slab<Conn>) -> io::Result<Option<u64>> {
+        let stream = conns
+            .get(job.conn)
+            .filter(|c| c.generation == job.generation && !c.is_closing())
+            .and_then(Conn::stream)
+            .filter(|s| s.seeking);
+        let Some(f) = stream.and_then(|s| self.tails.get_mut(s.tail)) else {
+            return Ok(Some(0)); // nothing waits for it any more
+        };
+        let before = f.tail.files_open();
+        let step = job.seek.step(&mut f.tail, &mut self.buf);
+        let tail = stream.map_or(0, |s| s.tail);
+        self.recount(tail, before);
+        match step? {
+            Step::Found(offset) => Ok(Some(offset)),
+            Step::Read(n) => {
+                self.spend(n);
+                Ok(None)
+            }
+        }
+    }
+
+    fn seek_found(&mut self, job: &SeekJob, offset: u64, conns: &mut Slab<Conn>) {
+        let Some(conn) = conns.get_mut(job.conn) else {
+            return;
+        };
+        if conn.generation != job.generation {
+            return;
+        }
+        match conn.stream_mut() {
+            Some(s) if s.seeking => {
+                s.seeking = false;
+                s.offset = offset;
+            }
+            _ => return,
+        }
+        self.enqueue(job.conn, conns);
+    }
+
+    /// One piece of each waiting line count; a tail counted to its end
+    /// sends `end` to the streams that have all of it.
+    fn run_counts(&mut self, conns: &mut Slab<Conn>, m: &mut Metrics) {
+        for i in 0..self.counts.len() {
+            if i > 0 && self.turn_left == 0 {
+                break;
+            }
+            let Some((key, generation)) = self.counts.pop_front() else {
+                break;
+            };
+            let Some(f) = self.tails.get_mut(key).filter(|f| f.generation == generation) else {
+                continue;
+            };
+            let before = f.tail.files_open();
+            let counted = f.tail.count_some(PIECE, &mut self.buf);
+            let done = f.tail.is_counted();
+            self.recount(key, before);
+            match counted {
+                Ok(n) => self.spend(n),
+                Err(e) => {
+                    log::warn!("log {}: cannot count lines: {e}", self.tails[key].id);
+                    self.tails[key].counting = false;
+                    continue; // the next look or stream asks again
+                }
+            }
+            if done {
+                self.tails[key].counting = false;
+                self.end_caught_up(key, conns, m);
+            } else {
+                self.counts.push_back((key, generation));
+            }
+        }
+    }
+
+    /// Queues tail `key`'s line count, unless it is queued already.
+    fn count_lines(&mut self, key: usize) {
+        let Some(f) = self.tails.get_mut(key) else {
+            return;
+        };
+        if !f.counting {
+            f.counting = true;
+            self.counts.push_back((key, f.generation));
+        }
+    }
+
+    /// Takes `bytes` (and a step's fixed cost) from this turn's budget.
+    fn spend(&mut self, bytes: usize) {
+        self.turn_left = self.turn_left.saturating_sub(bytes + STEP_COST);
+        self.turn_read += bytes;
     }
 
     /// Looks at a tail's file and sends what changed: new lines, `reset`
@@ -637,12 +820,16 @@ impl Engine {
         }
     }
 
-    /// A finished log: every stream already at its end gets `end` and closes.
+    /// A finished log: every stream already at its end gets `end` and
+    /// closes, once the lines are counted.
     fn end_caught_up(&mut self, key: usize, conns: &mut Slab<Conn>, m: &mut Metrics) {
         let f = &self.tails[key];
         let waiting = f.fanout.caught_up(f.tail.offset(), conns);
         if waiting.is_empty() {
             return;
+        }
+        if !f.tail.is_counted() {
+            return self.count_lines(key);
         }
         let frame = self.end_frame(key);
         for stream_key in waiting {
@@ -656,10 +843,11 @@ impl Engine {
         }
     }
 
+    /// `end` (finished) with the whole file's lines: call once counted.
     fn end_frame(&mut self, key: usize) -> Vec<u8> {
         let tail = &mut self.tails[key].tail;
         let before = tail.files_open();
-        let lines = tail.line_count(&mut self.buf).unwrap_or(0);
+        let lines = tail.line_count().unwrap_or(0);
         let size = tail.size();
         self.recount(key, before);
         sse::end_finished(lines, size)
@@ -864,6 +1052,9 @@ impl Engine {
     /// so a long catch-up cannot starve the rest of the reactor.
     fn run_streams(&mut self, conns: &mut Slab<Conn>, m: &mut Metrics) {
         for _ in 0..self.work.len() {
+            if self.turn_left == 0 {
+                break; // the rest stay queued for the next turn
+            }
             let Some((key, generation)) = self.work.pop_front() else {
                 break;
             };
@@ -871,6 +1062,7 @@ impl Engine {
                 continue;
             };
             if conn.generation == generation && conn.stream().is_some() {
+                self.spend(0);
                 self.step(key, conns, m);
             }
         }
@@ -912,15 +1104,19 @@ impl Engine {
         let Some(stream) = conn.stream().copied() else {
             return Advance::Close;
         };
+        if stream.seeking {
+            return Advance::CaughtUp; // its scan queues it when done
+        }
         let Some(f) = self.tails.get_mut(stream.tail) else {
             return Advance::Close;
         };
         let tail = &mut f.tail;
         let mut files_before = tail.files_open();
-        let mut budget = CATCHUP_BUDGET;
+        let mut budget = CATCHUP_BUDGET.min(self.turn_left);
         let mut offset = stream.offset;
         while offset < tail.offset() {
             if budget == 0 {
+                self.turn_left = self.turn_left.saturating_sub(STEP_COST);
                 return Advance::MoreWork;
             }
             let len = (tail.offset() - offset).min(CHUNK as u64) as usize;
@@ -943,6 +1139,9 @@ impl Engine {
             }
             let flow = write_block(conn, &self.own, m);
             offset = conn.stream().map_or(offset, |s| s.offset);
+            // `spend`, field by field: `tail` borrows the tails meanwhile.
+            self.turn_left = self.turn_left.saturating_sub(n + STEP_COST);
+            self.turn_read += n;
             match flow {
                 Flow::Done => budget = budget.saturating_sub(n),
                 Flow::WouldBlock => return Advance::Blocked,
@@ -950,6 +1149,10 @@ impl Engine {
             }
         }
         if f.tail.is_complete() {
+            if !f.tail.is_counted() {
+                self.count_lines(stream.tail);
+                return Advance::CaughtUp; // `end` goes out with the count
+            }
             let frame = self.end_frame(stream.tail);
             conn.out.extend_from_slice(&frame);
             conn.close_when_flushed();

@@ -100,6 +100,14 @@ struct LineCount {
     newlines: u64,
 }
 
+impl LineCount {
+    /// `bytes` are the next ones after `counted_to`.
+    fn add(&mut self, bytes: &[u8]) {
+        self.newlines += bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+        self.counted_to += bytes.len() as u64;
+    }
+}
+
 impl Tail {
     /// Opens the log's file and places the tail at the end of its last
     /// complete line (or at the end of a finished file).
@@ -118,11 +126,15 @@ impl Tail {
             symlink,
             lines: LineCount::default(),
         };
-        tail.offset = if tail.finished {
-            tail.size
+        if tail.finished {
+            tail.offset = tail.size;
+            if tail.size <= CHUNK as u64 {
+                // Small enough to count at once: its `end` need not wait.
+                tail.count_some(CHUNK, &mut Vec::new())?;
+            }
         } else {
-            tail.last_line_end(tail.size)?
-        };
+            tail.offset = tail.last_line_end(tail.size)?;
+        }
         Ok(tail)
     }
 
@@ -313,6 +325,11 @@ impl Tail {
         let reaches_end = self.offset + n as u64 >= self.size;
         let final_bytes = self.finished || self.successor.is_some();
         block.frame(&buf[..n], final_bytes && reaches_end);
+        let framed = (block.end_offset() - self.offset) as usize;
+        if self.lines.counted_to == self.offset {
+            // Counted up to here: keep counting as the tail reads.
+            self.lines.add(&buf[..framed]);
+        }
         self.offset = block.end_offset();
         if n < want {
             // The file shrank under us: the next look resets.
@@ -337,111 +354,39 @@ impl Tail {
         read_full(file, offset, len, buf)
     }
 
-    /// Lines in the whole file (a final line without `\n` counts when the
-    /// log is finished). Counted incrementally and remembered.
-    pub fn line_count(&mut self, buf: &mut Vec<u8>) -> io::Result<u64> {
-        while self.lines.counted_to < self.size {
-            let want = (self.size - self.lines.counted_to).min(1 << 20) as usize;
-            let n = self.read_at(self.lines.counted_to, want, buf)?;
-            if n == 0 {
-                break;
-            }
-            self.lines.newlines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
-            self.lines.counted_to += n as u64;
+    /// Whether every line of the file has been counted (see
+    /// [`Tail::count_some`]); a tail that read the file from its start
+    /// counted as it went.
+    pub fn is_counted(&self) -> bool {
+        self.lines.counted_to >= self.size
+    }
+
+    /// Counts lines on from where counting stopped, reading at most `max`
+    /// bytes; returns the bytes read. The `end` event waits for the count,
+    /// which a huge log gets a piece per reactor turn.
+    pub fn count_some(&mut self, max: usize, buf: &mut Vec<u8>) -> io::Result<usize> {
+        let want = self.size.saturating_sub(self.lines.counted_to).min(max as u64) as usize;
+        if want == 0 {
+            return Ok(0);
         }
+        let n = self.read_at(self.lines.counted_to, want, buf)?;
+        if n == 0 {
+            // Shorter than it was: what is there is counted.
+            self.lines.counted_to = self.size;
+        }
+        self.lines.add(&buf[..n]);
+        Ok(n)
+    }
+
+    /// Lines in the whole file, once [`Tail::is_counted`] (a final line
+    /// without `\n` counts when the log is finished).
+    pub fn line_count(&mut self) -> io::Result<u64> {
         let unterminated = self.size > 0 && self.byte_at(self.size - 1)? != Some(b'\n');
         Ok(self.lines.newlines + u64::from(self.finished && unterminated))
     }
 
-    /// Where a stream asking for the last `n` lines starts: found by reading
-    /// backwards from the end, so a huge log is not read whole.
-    pub fn tail_start(&mut self, n: u64, buf: &mut Vec<u8>) -> io::Result<u64> {
-        if n == 0 || self.offset == 0 {
-            return Ok(self.offset);
-        }
-        let mut region_end = self.offset;
-        if self.byte_at(self.offset - 1)? == Some(b'\n') {
-            region_end -= 1;
-        }
-        let mut found = 0;
-        let mut end = region_end;
-        while end > 0 {
-            let start = end.saturating_sub(CHUNK as u64);
-            let got = self.read_at(start, (end - start) as usize, buf)?;
-            for (i, &b) in buf[..got].iter().enumerate().rev() {
-                if b == b'\n' {
-                    found += 1;
-                    if found == n {
-                        return Ok(start + i as u64 + 1);
-                    }
-                }
-            }
-            end = start;
-        }
-        Ok(0)
-    }
-
-    /// Where a stream resuming at `requested` starts (SPEC section 3): past
-    /// the end means the file was truncated (start at 0); inside a line means
-    /// the next line; never beyond the tail.
-    pub fn resume_start(&mut self, requested: u64, buf: &mut Vec<u8>) -> io::Result<u64> {
-        if requested > self.size.max(self.offset) {
-            return Ok(0);
-        }
-        if requested == 0 || requested >= self.offset {
-            return Ok(requested.min(self.offset));
-        }
-        if self.byte_at(requested - 1)? == Some(b'\n') || self.is_piece_boundary(requested, buf)? {
-            return Ok(requested);
-        }
-        let mut pos = requested;
-        while pos < self.offset {
-            let want = (self.offset - pos).min(CHUNK as u64) as usize;
-            let got = self.read_at(pos, want, buf)?;
-            if got == 0 {
-                break;
-            }
-            if let Some(i) = buf[..got].iter().position(|&b| b == b'\n') {
-                return Ok(pos + i as u64 + 1);
-            }
-            pos += got as u64;
-        }
-        Ok(self.offset)
-    }
-
-    /// Whether `at`, inside a line, is where a line longer than [`MAX_LINE`]
-    /// was cut into pieces (its id is a valid place to resume). Re-runs the
-    /// cut rule from the start of the line; rare, and bounded by the line.
-    fn is_piece_boundary(&mut self, at: u64, buf: &mut Vec<u8>) -> io::Result<bool> {
-        let mut pos = self.line_start(at, buf)?;
-        if at - pos < MAX_LINE as u64 {
-            return Ok(false);
-        }
-        while pos < at {
-            let n = self.read_at(pos, MAX_LINE, buf)?;
-            if n < MAX_LINE || buf[..n].contains(&b'\n') {
-                return Ok(false);
-            }
-            pos += crate::sse::char_boundary(&buf[..n], MAX_LINE) as u64;
-        }
-        Ok(pos == at)
-    }
-
-    /// Start of the line that contains byte `at - 1`.
-    fn line_start(&mut self, at: u64, buf: &mut Vec<u8>) -> io::Result<u64> {
-        let mut end = at;
-        while end > 0 {
-            let start = end.saturating_sub(CHUNK as u64);
-            let got = self.read_at(start, (end - start) as usize, buf)?;
-            if let Some(i) = buf[..got].iter().rposition(|&b| b == b'\n') {
-                return Ok(start + i as u64 + 1);
-            }
-            end = start;
-        }
-        Ok(0)
-    }
-
-    fn byte_at(&mut self, offset: u64) -> io::Result<Option<u8>> {
+    /// The byte at `offset`, if the file reaches it.
+    pub fn byte_at(&mut self, offset: u64) -> io::Result<Option<u8>> {
         let mut b = Vec::with_capacity(1);
         Ok((self.read_at(offset, 1, &mut b)? == 1).then(|| b[0]))
     }
@@ -452,10 +397,15 @@ impl Tail {
         let start = size.saturating_sub(MAX_LINE as u64);
         let mut buf = Vec::new();
         let got = self.read_at(start, (size - start) as usize, &mut buf)?;
-        Ok(match buf[..got].iter().rposition(|&b| b == b'\n') {
+        let end = match buf[..got].iter().rposition(|&b| b == b'\n') {
             Some(i) => start + i as u64 + 1,
             None => start,
-        })
+        };
+        if start == 0 {
+            // The whole file was read: count it now, and then as it grows.
+            self.lines.add(&buf[..end as usize]);
+        }
+        Ok(end)
     }
 }
 
@@ -475,13 +425,13 @@ fn read_full(file: &File, offset: u64, len: usize, buf: &mut Vec<u8>) -> io::Res
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
 
     /// A test's own directory, removed when the test ends.
-    struct TempDir(PathBuf);
+    pub(in crate::engine) struct TempDir(PathBuf);
 
     impl TempDir {
         fn new(name: &str) -> TempDir {
@@ -499,7 +449,7 @@ mod tests {
         }
     }
 
-    fn temp_file(name: &str, content: &[u8]) -> (TempDir, PathBuf) {
+    pub(in crate::engine) fn temp_file(name: &str, content: &[u8]) -> (TempDir, PathBuf) {
         let dir = TempDir::new(name);
         let path = dir.0.join(name);
         fs::write(&path, content).expect("write");
@@ -525,41 +475,6 @@ mod tests {
         );
         assert_eq!(tail.offset(), 22);
         assert!(!tail.read_new(&mut buf, &mut block).expect("read"));
-    }
-
-    #[test]
-    fn tail_and_resume_positions() {
-        let (_dir, path) = temp_file("b.log", b"l1\nl2\nl3\nl4\n");
-        let mut tail = Tail::open(path).expect("open");
-        let mut buf = Vec::new();
-        assert_eq!(tail.tail_start(2, &mut buf).expect("tail"), 6);
-        assert_eq!(tail.tail_start(10, &mut buf).expect("tail"), 0);
-        assert_eq!(tail.tail_start(0, &mut buf).expect("tail"), 12);
-        assert_eq!(tail.resume_start(3, &mut buf).expect("resume"), 3);
-        assert_eq!(tail.resume_start(4, &mut buf).expect("resume"), 6);
-        assert_eq!(tail.resume_start(99, &mut buf).expect("resume"), 0);
-    }
-
-    #[test]
-    fn resuming_at_a_piece_of_a_long_line_continues_there() {
-        let mut content = b"short\n".to_vec();
-        content.extend(std::iter::repeat_n(b'x', MAX_LINE * 2 + 100));
-        content.extend_from_slice(b"\nend\n");
-        let (_dir, path) = temp_file("e.log", &content);
-        let mut tail = Tail::open(path).expect("open");
-        let mut buf = Vec::new();
-        let piece = 6 + MAX_LINE as u64;
-        assert_eq!(tail.resume_start(piece, &mut buf).expect("resume"), piece);
-        assert_eq!(
-            tail.resume_start(piece + MAX_LINE as u64, &mut buf)
-                .expect("resume"),
-            piece + MAX_LINE as u64
-        );
-        let next_line = content.len() as u64 - 4;
-        assert_eq!(
-            tail.resume_start(piece + 1, &mut buf).expect("resume"),
-            next_line
-        );
     }
 
     #[test]
@@ -603,7 +518,8 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o444)).expect("chmod");
         let mut tail = Tail::open(path).expect("open");
         assert!(tail.is_complete());
-        assert_eq!(tail.line_count(&mut Vec::new()).expect("count"), 3);
+        assert!(tail.is_counted(), "a small file is counted when opened");
+        assert_eq!(tail.line_count().expect("count"), 3);
     }
 
     #[test]

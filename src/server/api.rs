@@ -116,21 +116,21 @@ impl Server {
             .engine
             .open(req, now, &mut self.conns, &mut self.metrics);
         self.engine_effects();
-        let (tail, offset) = match opened {
-            Ok(Opened::Stream { tail, offset }) => (tail, offset),
+        let (tail, start) = match opened {
+            Ok(Opened::Stream { tail, start }) => (tail, start),
             Ok(Opened::NotFound) => return Some(Response::error(404, "no such log")),
             Ok(Opened::NoContent) => return Some(Response::new(204, TEXT, &b""[..])),
             Err(e) => return Some(Response::error(500, &format!("cannot open log: {e}"))),
         };
         let conn = self.conns.get_mut(key)?;
         response::stream_head(&mut conn.out, extra_headers);
-        self.engine.attach(conn, key, tail, offset);
+        log::debug!("conn {key}: streaming {} from {start:?}", req.id);
+        self.engine.attach(conn, key, tail, start);
         if let Some((id, _)) = conn.timer.take() {
             self.timers.cancel(id);
         }
         self.metrics.streams_open += 1;
         self.metrics.logs_tailed = self.engine.tails_len() as u64;
-        log::debug!("conn {key}: streaming {} from {offset}", req.id);
         None
     }
 }

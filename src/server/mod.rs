@@ -46,6 +46,10 @@ const WATCH: Token = Token(usize::MAX - 2);
 /// (instead of spinning on a listener that stays readable).
 const ACCEPT_RETRY_MS: u64 = 100;
 
+/// Most connections accepted in one turn: a storm of 10,000 reconnecting
+/// clients is let in over many turns, between which everyone else is served.
+const ACCEPTS_PER_TURN: usize = 128;
+
 /// How long a graceful stop may spend flushing final frames.
 const STOP_FLUSH_MS: u64 = 700;
 
@@ -88,6 +92,8 @@ pub struct Server {
     scratch: Vec<u8>,
     next_generation: u32,
     accept_paused: bool,
+    /// The listener may have connections waiting beyond this turn's share.
+    accept_backlog: bool,
     /// Accepts are failing for lack of descriptors (logged once per episode).
     accept_starved: bool,
     expired: Vec<Timer>,
@@ -145,6 +151,7 @@ impl Server {
             scratch: vec![0; 64 * 1024],
             next_generation: 0,
             accept_paused: false,
+            accept_backlog: false,
             accept_starved: false,
             expired: Vec::new(),
             cluster: None,
@@ -213,13 +220,16 @@ impl Server {
                 return Ok(());
             }
             self.run_timers();
+            if self.accept_backlog {
+                self.accept_all();
+            }
             self.run_work();
         }
     }
 
     /// Until the next timer, or no wait at all while streams have work queued.
     fn poll_timeout(&self) -> Option<Duration> {
-        if self.engine.has_work() || self.index.has_work() {
+        if self.engine.has_work() || self.index.has_work() || self.accept_backlog {
             return Some(Duration::ZERO);
         }
         let next = match (self.timers.next_deadline(), self.index.next_pass_ms()) {
@@ -237,8 +247,14 @@ impl Server {
         stop
     }
 
+    /// Accepts what the listener has, up to [`ACCEPTS_PER_TURN`]; the
+    /// listener is edge-triggered, so a turn that stops early says so.
     fn accept_all(&mut self) {
-        while !self.accept_paused {
+        self.accept_backlog = false;
+        for _ in 0..ACCEPTS_PER_TURN {
+            if self.accept_paused {
+                return;
+            }
             let Some(listener) = &self.listener else {
                 return;
             };
@@ -255,6 +271,7 @@ impl Server {
                 Err(e) => self.accept_failed(&e),
             }
         }
+        self.accept_backlog = !self.accept_paused;
     }
 
     /// Out of descriptors (EMFILE, ENFILE) or kernel memory: stop accepting
