@@ -119,14 +119,19 @@ fn bench_fanout(c: &mut Criterion) {
             id: "bench".into(),
             resume: None,
             tail: Some(0),
+            filter: Default::default(),
         };
-        let Ok(Opened::Stream { tail, start }) = engine.open(&req, 0, &mut conns, &mut metrics)
+        let Ok(Opened::Stream {
+            tail,
+            start,
+            filter,
+        }) = engine.open(&req, 0, &mut conns, &mut metrics)
         else {
             panic!("open")
         };
         let keys: Vec<usize> = conns.iter().map(|(k, _)| k).collect();
         for key in keys {
-            engine.attach(&mut conns[key], key, tail, start);
+            engine.attach(&mut conns[key], key, (tail, start, filter.clone()), 0);
         }
         engine.run(0, &mut conns, &mut metrics);
         let mut file = OpenOptions::new().append(true).open(&path).expect("append");

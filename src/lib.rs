@@ -41,6 +41,7 @@ pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod engine;
+pub mod filter;
 pub mod http;
 pub mod json;
 pub mod listener;

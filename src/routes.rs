@@ -4,6 +4,7 @@
 //! so an encoded `/` can never change which route matches, and ids are
 //! checked by [`crate::logs::valid_id`] before any file is touched.
 
+use crate::filter::FilterSpec;
 use crate::http::{Method, RequestHead, Response};
 use crate::logs::index::{Cursor, DEFAULT_PAGE, MAX_PAGE};
 use crate::logs::valid_id;
@@ -46,6 +47,9 @@ pub struct StreamRequest {
     pub resume: Option<u64>,
     /// `?tail=n`: start with the last n lines (ignored when resuming).
     pub tail: Option<u64>,
+    /// `?grep=` and `?exclude=`, as given (compiled by the engine, once per
+    /// distinct filter on a log).
+    pub filter: FilterSpec,
 }
 
 /// Maps a request to its endpoint, or to the error response it earns.
@@ -165,7 +169,30 @@ fn stream_request(
                 .ok_or_else(|| Response::error(400, "tail must be a whole number"))?,
         ),
     };
-    Ok(StreamRequest { id, resume, tail })
+    let filter = FilterSpec {
+        grep: filter_param(&query, "grep")?,
+        exclude: filter_param(&query, "exclude")?,
+    };
+    Ok(StreamRequest {
+        id,
+        resume,
+        tail,
+        filter,
+    })
+}
+
+/// A filter expression from the query; one that does not decode is a 400,
+/// not a stream of everything. An empty one is no filter.
+fn filter_param(query: &Query, name: &str) -> Result<Option<String>, Response> {
+    match query.get(name) {
+        Some(v) if v.is_empty() => Ok(None),
+        Some(v) => Ok(Some(v)),
+        None if query.has(name) => Err(Response::error(
+            400,
+            &format!("{name}: not valid percent-encoded UTF-8"),
+        )),
+        None => Ok(None),
+    }
 }
 
 /// Digits only (no sign, no spaces), as a u64.

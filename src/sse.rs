@@ -42,13 +42,16 @@ pub struct EventEnd {
     pub offset: u64,
 }
 
-/// Consecutive lines of one file, framed as events.
+/// Consecutive lines of one file, framed as events (of a filtered stream:
+/// only the lines that pass; the others are consumed without an event).
 #[derive(Debug, Default, Clone)]
 pub struct Block {
     pub bytes: Vec<u8>,
     pub events: Vec<EventEnd>,
     /// File offset where the block starts.
     pub base: u64,
+    /// File offset just past the last line consumed (framed or filtered out).
+    end: u64,
 }
 
 /// What a partial write of a block leaves a stream with.
@@ -66,15 +69,16 @@ impl Block {
         self.bytes.clear();
         self.events.clear();
         self.base = base;
+        self.end = base;
     }
 
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
     }
 
-    /// File offset just past the last framed line.
+    /// File offset just past the last line consumed.
     pub fn end_offset(&self) -> u64 {
-        self.events.last().map_or(self.base, |e| e.offset)
+        self.end
     }
 
     /// Frames every complete line of `chunk`, which starts at file offset
@@ -82,9 +86,21 @@ impl Block {
     /// A trailing line without `\n` is held back, unless `finished` (the file
     /// will never grow: send it as it is) or it is [`MAX_LINE`] long.
     pub fn frame(&mut self, chunk: &[u8], finished: bool) -> usize {
+        self.frame_with(chunk, finished, |_| true)
+    }
+
+    /// [`Block::frame`], but only lines (or pieces of over-long lines) that
+    /// `keep` accepts become events; the rest are consumed all the same,
+    /// so a filtered stream's offset moves exactly like an unfiltered one.
+    pub fn frame_with(
+        &mut self,
+        chunk: &[u8],
+        finished: bool,
+        keep: impl Fn(&[u8]) -> bool,
+    ) -> usize {
         let mut used = 0;
         while let Some(nl) = chunk[used..].iter().position(|&b| b == b'\n') {
-            self.push_line(&chunk[used..used + nl], nl + 1);
+            self.push_line(&chunk[used..used + nl], nl + 1, &keep);
             used += nl + 1;
         }
         let rest = chunk.len() - used;
@@ -94,17 +110,36 @@ impl Block {
             } else {
                 rest
             };
-            self.push_line(&chunk[used..used + take], take);
+            self.push_line(&chunk[used..used + take], take, &keep);
             used += take;
         }
         used
     }
 
-    /// Appends one event for `line` (without its `\n`); `consumed` is how many
-    /// file bytes the line took, including its `\n`.
-    fn push_line(&mut self, line: &[u8], consumed: usize) {
-        let offset = self.end_offset() + consumed as u64;
+    /// Frames `consumed`, bytes that another block of the same file already
+    /// consumed from this block's base, with the same lines and the same
+    /// pieces, keeping only the lines `keep` takes: every complete line,
+    /// and the rest (a final line, or a piece of an over-long one) as one.
+    pub fn frame_consumed(&mut self, consumed: &[u8], keep: impl Fn(&[u8]) -> bool) {
+        let mut used = 0;
+        while let Some(nl) = consumed[used..].iter().position(|&b| b == b'\n') {
+            self.push_line(&consumed[used..used + nl], nl + 1, &keep);
+            used += nl + 1;
+        }
+        if used < consumed.len() {
+            self.push_line(&consumed[used..], consumed.len() - used, &keep);
+        }
+    }
+
+    /// Appends one event for `line` (without its `\n`) if `keep` takes it;
+    /// `consumed` is how many file bytes the line took, including its `\n`.
+    fn push_line(&mut self, line: &[u8], consumed: usize, keep: &impl Fn(&[u8]) -> bool) {
+        let offset = self.end + consumed as u64;
+        self.end = offset;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if !keep(line) {
+            return;
+        }
         push_event(&mut self.bytes, offset, line);
         self.events.push(EventEnd {
             pos: self.bytes.len(),
@@ -115,6 +150,13 @@ impl Block {
     /// After `n` bytes of the block went out: the offset reached and the
     /// unsent rest of the event that was cut.
     pub fn written(&self, n: usize) -> Written {
+        if n >= self.bytes.len() {
+            // All of it: past any lines filtered out at its end too.
+            return Written {
+                offset: self.end,
+                rest: n..n,
+            };
+        }
         let idx = self.events.partition_point(|e| e.pos <= n);
         let start = if idx == 0 {
             0

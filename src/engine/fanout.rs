@@ -4,10 +4,19 @@
 //! other stream (behind, or with a full socket) is left to catch up from the
 //! file by itself. Backpressure is that byte offset, never a queue
 //! (SSE-NOTES, "What users of SSE servers report most").
+//!
+//! Streams are grouped by filter (`?grep=`, `?exclude=`): the unfiltered
+//! group gets the tail's own block; each filtered group frames the same
+//! bytes once more, keeping only its lines, and shares that block among
+//! its streams. So a line is matched once per distinct filter, not once per
+//! stream; a group, and its compiled filter, lives while it has streams.
+
+use std::rc::Rc;
 
 use slab::Slab;
 
 use crate::conn::{Conn, Flow, Role, Stall};
+use crate::filter::{Filter, FilterSpec};
 use crate::metrics::Metrics;
 use crate::sse::{self, Block};
 
@@ -18,7 +27,8 @@ pub struct StreamState {
     pub tail: usize,
     /// File offset this stream has sent (or is sending, in `out`) up to.
     pub offset: u64,
-    /// Its index in the tail's [`Fanout`].
+    /// Its filter group in the tail's [`Fanout`], and its index there.
+    pub group: usize,
     pub index: usize,
     /// Waiting in the engine's catch-up queue.
     pub queued: bool,
@@ -27,75 +37,149 @@ pub struct StreamState {
     pub seeking: bool,
 }
 
-/// The streams following one tail.
-#[derive(Debug, Default)]
-pub struct Fanout {
+/// The streams of one tail with the same filter (or none).
+#[derive(Debug)]
+struct Group {
+    filter: Option<Rc<Filter>>,
     streams: Vec<usize>,
-    /// Last time anything was sent to the streams at the tail (heartbeats
-    /// are due a heartbeat interval after it).
+    /// Last time anything was sent to this group's streams at the tail
+    /// (its heartbeats are due a heartbeat interval after it).
     last_sent_ms: u64,
 }
 
+/// The streams following one tail.
+#[derive(Debug, Default)]
+pub struct Fanout {
+    groups: Slab<Group>,
+    streams: usize,
+    /// A filtered group's block, framed afresh for each group.
+    filtered: Block,
+}
+
 impl Fanout {
-    pub fn new(now_ms: u64) -> Fanout {
-        Fanout {
-            streams: Vec::new(),
-            last_sent_ms: now_ms,
-        }
+    pub fn new() -> Fanout {
+        Fanout::default()
     }
 
     pub fn len(&self) -> usize {
-        self.streams.len()
+        self.streams
     }
 
     pub fn is_empty(&self) -> bool {
-        self.streams.is_empty()
+        self.streams == 0
     }
 
-    pub fn keys(&self) -> &[usize] {
-        &self.streams
+    /// Filter groups in use.
+    pub fn groups(&self) -> usize {
+        self.groups.len()
     }
 
-    /// When the next heartbeat is due.
+    /// The compiled filter already in use for `spec`, if any group has it.
+    pub fn filter_for(&self, spec: &FilterSpec) -> Option<Rc<Filter>> {
+        self.groups
+            .iter()
+            .filter_map(|(_, g)| g.filter.as_ref())
+            .find(|f| f.spec() == spec)
+            .cloned()
+    }
+
+    /// The filter of group `group` (`None`: every line).
+    pub fn filter(&self, group: usize) -> Option<&Filter> {
+        self.groups.get(group)?.filter.as_deref()
+    }
+
+    /// When the next heartbeat is due, for the group that waited longest.
     pub fn heartbeat_due(&self, every_ms: u64) -> u64 {
-        self.last_sent_ms + every_ms
+        self.groups
+            .iter()
+            .map(|(_, g)| g.last_sent_ms + every_ms)
+            .min()
+            .unwrap_or(u64::MAX)
     }
 
-    /// Adds connection `key`; returns its index (kept in its [`StreamState`]).
-    pub fn add(&mut self, key: usize) -> usize {
-        self.streams.push(key);
-        self.streams.len() - 1
+    /// Adds connection `key` with `filter`; returns its `(group, index)`
+    /// (kept in its [`StreamState`]).
+    pub fn add(&mut self, key: usize, filter: Option<Rc<Filter>>, now_ms: u64) -> (usize, usize) {
+        let spec = filter.as_ref().map(|f| f.spec());
+        let found = self
+            .groups
+            .iter()
+            .find(|(_, g)| g.filter.as_ref().map(|f| f.spec()) == spec)
+            .map(|(k, _)| k);
+        let group = found.unwrap_or_else(|| {
+            self.groups.insert(Group {
+                filter,
+                streams: Vec::new(),
+                last_sent_ms: now_ms,
+            })
+        });
+        let streams = &mut self.groups[group].streams;
+        streams.push(key);
+        self.streams += 1;
+        (group, streams.len() - 1)
     }
 
-    /// Removes the stream at `index`; the stream moved into its place gets
-    /// its new index.
-    pub fn remove(&mut self, index: usize, conns: &mut Slab<Conn>) {
-        if index >= self.streams.len() {
+    /// Removes the stream at `index` of `group`; the stream moved into its
+    /// place gets its new index. An empty group goes, with its filter.
+    pub fn remove(&mut self, group: usize, index: usize, conns: &mut Slab<Conn>) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        if index >= g.streams.len() {
             return;
         }
-        self.streams.swap_remove(index);
-        if let Some(&moved) = self.streams.get(index) {
+        g.streams.swap_remove(index);
+        self.streams -= 1;
+        if let Some(&moved) = g.streams.get(index) {
             if let Some(s) = conns.get_mut(moved).and_then(Conn::stream_mut) {
                 s.index = index;
             }
         }
+        if g.streams.is_empty() {
+            self.groups.remove(group);
+        }
     }
 
-    /// Writes `block` to every stream at its start; peers found gone are
+    /// Every stream, group by group.
+    fn all(&self) -> impl Iterator<Item = usize> + '_ {
+        self.groups
+            .iter()
+            .flat_map(|(_, g)| g.streams.iter().copied())
+    }
+
+    /// Writes `block` to every unfiltered stream at its start, and each
+    /// filtered group's lines of it (framed from `raw`, the file bytes the
+    /// block consumed) to that group's streams; peers found gone are
     /// pushed to `closed`.
     pub fn send(
         &mut self,
         block: &Block,
+        raw: &[u8],
         conns: &mut Slab<Conn>,
         now_ms: u64,
         m: &mut Metrics,
         closed: &mut Vec<usize>,
     ) {
-        self.last_sent_ms = now_ms;
-        for &key in &self.streams {
-            if let Some(conn) = conns.get_mut(key) {
-                if write_block(conn, block, m) == Flow::Closed {
-                    closed.push(key);
+        let Fanout {
+            groups, filtered, ..
+        } = self;
+        for (_, g) in groups.iter_mut() {
+            let block = match &g.filter {
+                None => block,
+                Some(f) => {
+                    filtered.clear(block.base);
+                    filtered.frame_consumed(raw, |line| f.passes(line));
+                    &*filtered
+                }
+            };
+            if !block.is_empty() {
+                g.last_sent_ms = now_ms;
+            }
+            for &key in &g.streams {
+                if let Some(conn) = conns.get_mut(key) {
+                    if write_block(conn, block, m) == Flow::Closed {
+                        closed.push(key);
+                    }
                 }
             }
         }
@@ -111,7 +195,7 @@ impl Fanout {
         conns: &mut Slab<Conn>,
         queue: &mut Vec<usize>,
     ) {
-        for &key in &self.streams {
+        for key in self.all() {
             let Some(conn) = conns.get_mut(key) else {
                 continue;
             };
@@ -133,13 +217,10 @@ impl Fanout {
 
     /// Streams (not already ending) that have everything up to `offset`.
     pub fn caught_up(&self, offset: u64, conns: &Slab<Conn>) -> Vec<usize> {
-        self.streams
-            .iter()
-            .copied()
+        self.all()
             .filter(|&k| {
                 conns.get(k).is_some_and(|c| {
-                    !c.is_closing()
-                        && c.stream().is_some_and(|s| !s.seeking && s.offset >= offset)
+                    !c.is_closing() && c.stream().is_some_and(|s| !s.seeking && s.offset >= offset)
                 })
             })
             .collect()
@@ -156,7 +237,7 @@ impl Fanout {
         conns: &mut Slab<Conn>,
         found: &mut StallCheck,
     ) {
-        for &key in &self.streams {
+        for key in self.all() {
             let Some(conn) = conns.get_mut(key) else {
                 continue;
             };
@@ -168,34 +249,51 @@ impl Fanout {
         }
     }
 
-    /// A `: keepalive` comment to every stream at the tail's `offset` that
-    /// is idle and writable (the others are busy sending lines anyway).
+    /// A `: keepalive` comment to every stream of a group due for one
+    /// (nothing sent to it for `every_ms`) that is at the tail's `offset`,
+    /// idle and writable (the others are busy sending lines anyway).
     pub fn heartbeat(
         &mut self,
         offset: u64,
+        every_ms: u64,
         conns: &mut Slab<Conn>,
         now_ms: u64,
         m: &mut Metrics,
         closed: &mut Vec<usize>,
     ) {
-        self.last_sent_ms = now_ms;
-        for &key in &self.streams {
-            let Some(conn) = conns.get_mut(key) else {
-                continue;
-            };
-            let at_tail = conn
-                .stream()
-                .is_some_and(|s| !s.seeking && s.offset == offset);
-            if !at_tail || conn.has_output() || !conn.writable || conn.is_closing() {
+        for (_, g) in self.groups.iter_mut() {
+            if now_ms < g.last_sent_ms + every_ms {
                 continue;
             }
-            let (flow, n) = conn.write_direct(sse::KEEPALIVE);
-            m.bytes_sent += n as u64;
-            match flow {
-                Flow::Done => {}
-                Flow::WouldBlock => conn.out.extend_from_slice(&sse::KEEPALIVE[n..]),
-                Flow::Closed => closed.push(key),
-            }
+            g.last_sent_ms = now_ms;
+            heartbeat_group(&g.streams, offset, conns, m, closed);
+        }
+    }
+}
+
+fn heartbeat_group(
+    streams: &[usize],
+    offset: u64,
+    conns: &mut Slab<Conn>,
+    m: &mut Metrics,
+    closed: &mut Vec<usize>,
+) {
+    for &key in streams {
+        let Some(conn) = conns.get_mut(key) else {
+            continue;
+        };
+        let at_tail = conn
+            .stream()
+            .is_some_and(|s| !s.seeking && s.offset == offset);
+        if !at_tail || conn.has_output() || !conn.writable || conn.is_closing() {
+            continue;
+        }
+        let (flow, n) = conn.write_direct(sse::KEEPALIVE);
+        m.bytes_sent += n as u64;
+        match flow {
+            Flow::Done => {}
+            Flow::WouldBlock => conn.out.extend_from_slice(&sse::KEEPALIVE[n..]),
+            Flow::Closed => closed.push(key),
         }
     }
 }

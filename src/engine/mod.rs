@@ -42,6 +42,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
+use std::rc::Rc;
 
 use slab::Slab;
 
@@ -53,6 +54,7 @@ use tail::{Change, Tail, CHUNK};
 use watch::{DirEvent, Watcher};
 
 use crate::conn::{Conn, Flow};
+use crate::filter::Filter;
 use crate::logs::LogDir;
 use crate::metrics::Metrics;
 use crate::routes::StreamRequest;
@@ -113,15 +115,21 @@ pub struct Wake {
 }
 
 /// How a stream request is answered.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Opened {
     /// No such log: 404.
     NotFound,
     /// A finished log and the client already has all of it: 204 tells
     /// EventSource to stop reconnecting.
     NoContent,
-    /// Stream from where `start` says.
-    Stream { tail: usize, start: Start },
+    /// A `?grep=` or `?exclude=` that does not compile: 400, saying why.
+    BadFilter(String),
+    /// Stream from where `start` says, the lines `filter` passes.
+    Stream {
+        tail: usize,
+        start: Start,
+        filter: Option<Rc<Filter>>,
+    },
 }
 
 /// What [`Engine::advance`] left the stream in.
@@ -347,12 +355,25 @@ impl Engine {
                 Err(e) => return Err(e),
             },
         };
-        match self.start_of(key, req) {
+        let filter = match self.filter_for(key, req) {
+            Ok(filter) => filter,
+            Err(why) => {
+                if new_tail {
+                    self.drop_tail(key);
+                }
+                return Ok(Opened::BadFilter(why));
+            }
+        };
+        match self.start_of(key, req, filter.is_some()) {
             Ok(Some(start)) => {
                 if new_tail {
                     self.arm_next(key, now_ms);
                 }
-                Ok(Opened::Stream { tail: key, start })
+                Ok(Opened::Stream {
+                    tail: key,
+                    start,
+                    filter,
+                })
             }
             Ok(None) => {
                 if new_tail {
@@ -369,15 +390,34 @@ impl Engine {
         }
     }
 
+    /// The request's filter: the one its group already compiled, or a new
+    /// one (`Err` says what is wrong with it).
+    fn filter_for(&self, key: usize, req: &StreamRequest) -> Result<Option<Rc<Filter>>, String> {
+        if req.filter.is_none() {
+            return Ok(None);
+        }
+        if let Some(f) = self.tails[key].fanout.filter_for(&req.filter) {
+            return Ok(Some(f));
+        }
+        Filter::compile(&req.filter).map(|f| Some(Rc::new(f)))
+    }
+
     /// Where a stream starts (at most a byte read now; a scan, if one is
     /// needed, runs in later turns), or `None` for a client that already
-    /// has the whole of a finished log.
-    fn start_of(&mut self, key: usize, req: &StreamRequest) -> io::Result<Option<Start>> {
+    /// has the whole of a finished log. With a filter, `?tail=n` counts
+    /// matching lines.
+    fn start_of(
+        &mut self,
+        key: usize,
+        req: &StreamRequest,
+        filtered: bool,
+    ) -> io::Result<Option<Start>> {
         let tail = &mut self.tails[key].tail;
         let before = tail.files_open();
         let start = match (req.resume, req.tail) {
             (Some(at), _) if tail.is_complete() && at == tail.size() => Ok(None),
             (Some(at), _) => scan::resume(tail, at).map(Some),
+            (None, Some(n)) if filtered => Ok(Some(scan::last_matching(tail, n))),
             (None, Some(n)) => scan::last_lines(tail, n).map(Some),
             (None, None) => Ok(Some(Start::At(0))),
         };
@@ -394,7 +434,7 @@ impl Engine {
         let key = self.tails.insert(Followed {
             id: id.to_string(),
             tail,
-            fanout: Fanout::new(now_ms),
+            fanout: Fanout::new(),
             generation: self.next_generation,
             polled,
             next_poll_ms: now_ms + self.config.poll_interval_ms,
@@ -423,10 +463,18 @@ impl Engine {
         }
     }
 
-    /// Makes connection `key` a stream of `tail` from `start`: queues its
-    /// first catch-up, or the scan that finds where it starts.
-    pub fn attach(&mut self, conn: &mut Conn, key: usize, tail: usize, start: Start) {
-        let index = self.tails[tail].fanout.add(key);
+    /// Makes connection `key` a stream of `tail` from `start`, sent the
+    /// lines `filter` passes: queues its first catch-up, or the scan that
+    /// finds where it starts.
+    pub fn attach(
+        &mut self,
+        conn: &mut Conn,
+        key: usize,
+        opened: (usize, Start, Option<Rc<Filter>>),
+        now_ms: u64,
+    ) {
+        let (tail, start, filter) = opened;
+        let (group, index) = self.tails[tail].fanout.add(key, filter, now_ms);
         let (offset, seek) = match start {
             Start::At(offset) => (offset, None),
             Start::Seek(seek) => (0, Some(seek)),
@@ -434,10 +482,13 @@ impl Engine {
         conn.become_stream(StreamState {
             tail,
             offset,
+            group,
             index,
             queued: seek.is_none(),
             seeking: seek.is_some(),
         });
+        // A new group's heartbeats are due from now.
+        self.arm_next(tail, now_ms);
         match seek {
             None => self.work.push_back((key, conn.generation)),
             Some(seek) => self.seeks.push_back(SeekJob {
@@ -454,7 +505,7 @@ impl Engine {
         let Some(f) = self.tails.get_mut(stream.tail) else {
             return;
         };
-        f.fanout.remove(stream.index, conns);
+        f.fanout.remove(stream.group, stream.index, conns);
         if f.fanout.is_empty() {
             self.drop_tail(stream.tail);
         }
@@ -627,7 +678,8 @@ impl Engine {
             return Ok(Some(0)); // nothing waits for it any more
         };
         let before = f.tail.files_open();
-        let step = job.seek.step(&mut f.tail, &mut self.buf);
+        let filter = stream.and_then(|s| f.fanout.filter(s.group));
+        let step = job.seek.step(&mut f.tail, &mut self.buf, filter);
         let tail = stream.map_or(0, |s| s.tail);
         self.recount(tail, before);
         match step? {
@@ -666,7 +718,11 @@ impl Engine {
             let Some((key, generation)) = self.counts.pop_front() else {
                 break;
             };
-            let Some(f) = self.tails.get_mut(key).filter(|f| f.generation == generation) else {
+            let Some(f) = self
+                .tails
+                .get_mut(key)
+                .filter(|f| f.generation == generation)
+            else {
                 continue;
             };
             let before = f.tail.files_open();
@@ -788,9 +844,11 @@ impl Engine {
                     break;
                 }
             }
-            read += (f.tail.offset() - before) as usize;
+            let consumed = (f.tail.offset() - before) as usize;
+            read += consumed;
             f.last_change_ms = now_ms;
-            f.fanout.send(block, conns, now_ms, m, closed);
+            f.fanout
+                .send(block, &buf[..consumed], conns, now_ms, m, closed);
         }
         read
     }
@@ -994,8 +1052,9 @@ impl Engine {
         };
         if heartbeat_due {
             let offset = f.tail.offset();
+            let every = self.config.heartbeat_interval_ms;
             f.fanout
-                .heartbeat(offset, conns, now_ms, m, &mut self.closed);
+                .heartbeat(offset, every, conns, now_ms, m, &mut self.closed);
             if !f.polled
                 && now_ms.saturating_sub(f.last_change_ms) >= self.config.heartbeat_interval_ms
             {
@@ -1110,6 +1169,7 @@ impl Engine {
         let Some(f) = self.tails.get_mut(stream.tail) else {
             return Advance::Close;
         };
+        let filter = f.fanout.filter(stream.group);
         let tail = &mut f.tail;
         let mut files_before = tail.files_open();
         let mut budget = CATCHUP_BUDGET.min(self.turn_left);
@@ -1132,10 +1192,13 @@ impl Engine {
                 _ => return Advance::Blocked, // file shrank or went: the next look resets
             };
             self.own.clear(offset);
-            self.own
-                .frame(&self.buf[..n], offset + n as u64 == tail.offset());
-            if self.own.is_empty() {
-                return Advance::Blocked;
+            let last = offset + n as u64 == tail.offset();
+            match filter {
+                None => self.own.frame(&self.buf[..n], last),
+                Some(f) => self.own.frame_with(&self.buf[..n], last, |l| f.passes(l)),
+            };
+            if self.own.end_offset() == offset {
+                return Advance::Blocked; // not a whole line yet
             }
             let flow = write_block(conn, &self.own, m);
             offset = conn.stream().map_or(offset, |s| s.offset);

@@ -10,10 +10,16 @@
 //! [`PIECE`]-sized reads: the engine runs one piece of each waiting seek
 //! per turn, within the turn's budget, and the stream waits (its head
 //! already sent) until its start is found.
+//!
+//! A filtered `?tail=n` counts matching lines instead: each line read back
+//! is matched once. A line longer than a piece is not matched on the way
+//! back (its pieces are matched as they are sent): a rare pattern in a huge
+//! file is looked for all the way back, a piece per turn.
 
 use std::io;
 
 use super::tail::{Tail, CHUNK};
+use crate::filter::Filter;
 use crate::sse::{char_boundary, MAX_LINE};
 
 /// Most bytes one step of a scan reads.
@@ -36,6 +42,15 @@ pub enum Seek {
     LineStart { at: u64, end: u64 },
     /// Replays the cut of an over-long line from `pos`: is `at` a cut?
     Pieces { at: u64, pos: u64 },
+    /// The start of the last `wanted` lines that pass the stream's filter,
+    /// reading back from `end` (a line start unless `skipping` a line
+    /// longer than a piece), `found` so far.
+    LastMatching {
+        wanted: u64,
+        found: u64,
+        end: u64,
+        skipping: bool,
+    },
     /// On from `pos` to the start of the next line.
     NextLine { pos: u64 },
 }
@@ -83,10 +98,43 @@ pub fn last_lines(tail: &mut Tail, n: u64) -> io::Result<Start> {
     }))
 }
 
+/// Where a stream asking for the last `n` lines its filter passes starts.
+pub fn last_matching(tail: &Tail, n: u64) -> Start {
+    let offset = tail.offset();
+    if n == 0 || offset == 0 {
+        return Start::At(offset);
+    }
+    Start::Seek(Seek::LastMatching {
+        wanted: n,
+        found: 0,
+        end: offset,
+        skipping: false,
+    })
+}
+
 impl Seek {
-    /// Reads at most one [`PIECE`] of the file.
-    pub fn step(&mut self, tail: &mut Tail, buf: &mut Vec<u8>) -> io::Result<Step> {
+    /// Reads at most one [`PIECE`] of the file; `filter` is the stream's.
+    pub fn step(
+        &mut self,
+        tail: &mut Tail,
+        buf: &mut Vec<u8>,
+        filter: Option<&Filter>,
+    ) -> io::Result<Step> {
         match *self {
+            Seek::LastMatching {
+                wanted,
+                found,
+                end,
+                skipping,
+            } => {
+                let back = Back {
+                    wanted,
+                    found,
+                    end,
+                    skipping,
+                };
+                self.last_matching_step(tail, buf, filter, back)
+            }
             Seek::LastLines { wanted, found, end } => {
                 self.last_lines_step(tail, buf, wanted, found, end)
             }
@@ -124,6 +172,39 @@ impl Seek {
             wanted,
             found,
             end: start,
+        };
+        Ok(Step::Read(got))
+    }
+
+    fn last_matching_step(
+        &mut self,
+        tail: &mut Tail,
+        buf: &mut Vec<u8>,
+        filter: Option<&Filter>,
+        mut back: Back,
+    ) -> io::Result<Step> {
+        if back.end == 0 {
+            return Ok(Step::Found(0));
+        }
+        let start = back.end.saturating_sub(PIECE as u64);
+        let got = tail.read_at(start, (back.end - start) as usize, buf)?;
+        if got == 0 {
+            return Ok(Step::Found(0)); // shrank: the coming look resets
+        }
+        let passes = |line: &[u8]| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            filter.is_none_or(|f| f.passes(line))
+        };
+        match back.lines(&buf[..got], start, passes) {
+            Some(at) => return Ok(Step::Found(at)),
+            None if start == 0 => return Ok(Step::Found(0)),
+            None => {}
+        }
+        *self = Seek::LastMatching {
+            wanted: back.wanted,
+            found: back.found,
+            end: back.end,
+            skipping: back.skipping,
         };
         Ok(Step::Read(got))
     }
@@ -202,6 +283,61 @@ impl Seek {
     }
 }
 
+/// The state of a backward scan for matching lines, while one piece is
+/// looked at.
+struct Back {
+    wanted: u64,
+    found: u64,
+    end: u64,
+    skipping: bool,
+}
+
+impl Back {
+    /// Goes through the lines of `data` (the file from `start` to `end`),
+    /// newest first; returns where the stream starts once `wanted` lines
+    /// passed, else moves `end` back to the first line start it can vouch
+    /// for (the piece's first line may begin before it).
+    fn lines(&mut self, data: &[u8], start: u64, passes: impl Fn(&[u8]) -> bool) -> Option<u64> {
+        let got = data.len();
+        // `end` is just past a `\n`, except at the tail's offset (a final
+        // line or a piece without one) or while skipping a long line.
+        let mut line_end = got;
+        if !self.skipping && data[got - 1] == b'\n' {
+            line_end = got - 1;
+        }
+        let mut any = false;
+        while let Some(q) = data[..line_end].iter().rposition(|&b| b == b'\n') {
+            if self.take(&data[q + 1..line_end], &passes) {
+                return Some(start + q as u64 + 1);
+            }
+            any = true;
+            line_end = q;
+        }
+        if start == 0 {
+            // The first line of the file is whole.
+            return self.take(&data[..line_end], &passes).then_some(0);
+        }
+        if any {
+            self.end = start + line_end as u64 + 1;
+        } else {
+            // One line fills the piece: longer than a piece, not matched.
+            self.skipping = true;
+            self.end = start;
+        }
+        None
+    }
+
+    /// Counts `line` if it passes (a skipped long line's part does not);
+    /// whether that makes `wanted`.
+    fn take(&mut self, line: &[u8], passes: &impl Fn(&[u8]) -> bool) -> bool {
+        let skipped = std::mem::take(&mut self.skipping);
+        if !skipped && passes(line) {
+            self.found += 1;
+        }
+        self.found == self.wanted
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::tail::tests::temp_file;
@@ -209,13 +345,17 @@ mod tests {
 
     /// Runs a start to its end, counting the steps it took.
     fn run(start: Start, tail: &mut Tail) -> (u64, usize) {
+        run_filtered(start, tail, None)
+    }
+
+    fn run_filtered(start: Start, tail: &mut Tail, filter: Option<&Filter>) -> (u64, usize) {
         let mut seek = match start {
             Start::At(at) => return (at, 0),
             Start::Seek(seek) => seek,
         };
         let mut buf = Vec::new();
         for steps in 1.. {
-            if let Step::Found(at) = seek.step(tail, &mut buf).expect("step") {
+            if let Step::Found(at) = seek.step(tail, &mut buf, filter).expect("step") {
                 return (at, steps);
             }
         }
@@ -266,5 +406,56 @@ mod tests {
         let (at, steps) = run(resume(&mut t, 7).expect("start"), &mut t);
         assert_eq!(at, content.len() as u64);
         assert!(steps > pieces, "{steps} steps");
+    }
+
+    fn filter(grep: &str) -> Filter {
+        let spec = crate::filter::FilterSpec {
+            grep: Some(grep.to_string()),
+            exclude: None,
+        };
+        Filter::compile(&spec).expect("compile")
+    }
+
+    #[test]
+    fn last_matching_lines() {
+        let (_dir, path) = temp_file("m.log", b"a1\nb1\na2\nb2\r\na3\nb3\n");
+        let mut t = Tail::open(path).expect("open");
+        let b = filter("^b");
+        let at = |n: u64, t: &mut Tail, f: &Filter| run_filtered(last_matching(t, n), t, Some(f)).0;
+        assert_eq!(at(1, &mut t, &b), 16);
+        assert_eq!(at(2, &mut t, &b), 9, "b2\\r still matches ^b");
+        assert_eq!(at(3, &mut t, &b), 3);
+        assert_eq!(at(9, &mut t, &b), 0);
+        assert_eq!(at(1, &mut t, &filter("a3")), 13);
+        assert_eq!(at(1, &mut t, &filter("nothing")), 0);
+    }
+
+    #[test]
+    fn last_matching_lines_across_pieces_and_past_long_lines() {
+        // Matching lines between filler, a line longer than a piece, and
+        // lines that straddle piece boundaries.
+        let mut content = Vec::new();
+        let mut starts = Vec::new();
+        for i in 0..2000 {
+            if i == 700 {
+                content.extend(std::iter::repeat_n(b'z', PIECE + 10));
+                content.push(b'\n');
+            }
+            if i % 100 == 0 {
+                starts.push(content.len() as u64);
+                content.extend_from_slice(format!("MATCH {i}\n").as_bytes());
+            } else {
+                content.extend_from_slice(format!("{} {i}\n", "filler".repeat(i % 37)).as_bytes());
+            }
+        }
+        let (_dir, path) = temp_file("n.log", &content);
+        let mut t = Tail::open(path).expect("open");
+        let m = filter("^MATCH");
+        for n in [1u64, 5, 12, 19, 20] {
+            let (at, _) = run_filtered(last_matching(&t, n), &mut t, Some(&m));
+            assert_eq!(at, starts[starts.len() - n as usize], "n={n}");
+        }
+        let (at, _) = run_filtered(last_matching(&t, 21), &mut t, Some(&m));
+        assert_eq!(at, 0);
     }
 }

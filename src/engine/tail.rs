@@ -365,7 +365,10 @@ impl Tail {
     /// bytes; returns the bytes read. The `end` event waits for the count,
     /// which a huge log gets a piece per reactor turn.
     pub fn count_some(&mut self, max: usize, buf: &mut Vec<u8>) -> io::Result<usize> {
-        let want = self.size.saturating_sub(self.lines.counted_to).min(max as u64) as usize;
+        let want = self
+            .size
+            .saturating_sub(self.lines.counted_to)
+            .min(max as u64) as usize;
         if want == 0 {
             return Ok(0);
         }

@@ -116,16 +116,21 @@ impl Server {
             .engine
             .open(req, now, &mut self.conns, &mut self.metrics);
         self.engine_effects();
-        let (tail, start) = match opened {
-            Ok(Opened::Stream { tail, start }) => (tail, start),
+        let opened = match opened {
+            Ok(Opened::Stream {
+                tail,
+                start,
+                filter,
+            }) => (tail, start, filter),
             Ok(Opened::NotFound) => return Some(Response::error(404, "no such log")),
             Ok(Opened::NoContent) => return Some(Response::new(204, TEXT, &b""[..])),
+            Ok(Opened::BadFilter(why)) => return Some(Response::error(400, &why)),
             Err(e) => return Some(Response::error(500, &format!("cannot open log: {e}"))),
         };
         let conn = self.conns.get_mut(key)?;
         response::stream_head(&mut conn.out, extra_headers);
-        log::debug!("conn {key}: streaming {} from {start:?}", req.id);
-        self.engine.attach(conn, key, tail, start);
+        log::debug!("conn {key}: streaming {} from {:?}", req.id, opened.1);
+        self.engine.attach(conn, key, opened, now);
         if let Some((id, _)) = conn.timer.take() {
             self.timers.cancel(id);
         }

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Filter groups (issue 12): STREAMS streams of one log in GROUPS filter
+# groups (`?grep=MARK|g<i>`: every group's filter matches every mark, so
+# every stream gets every line) beside STREAMS unfiltered streams of the same
+# log, in one run, the same lines per second. The figure is the daemon's CPU
+# per delivered event (logcast-load's cpu_per_event_us): the cost of one
+# match and one framing per line per group, against none.
+#
+#   scripts/bench-filters.sh [--streams 10000] [--groups 10] [--rate 10]
+#                            [--hold 20] [--runs 1]
+#
+# Prints one line per run and case, then the ratio filtered/unfiltered.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+say() { echo "[bench-filters] $*" >&2; }
+die() { say "error: $*"; exit 1; }
+STARTED=()
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+trap 'stop_all' EXIT
+
+STREAMS=10000 GROUPS=10 RATE=10 HOLD=20 RUNS=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --streams) STREAMS="$2"; shift 2 ;;
+    --groups) GROUPS="$2"; shift 2 ;;
+    --rate) RATE="$2"; shift 2 ;;
+    --hold) HOLD="$2"; shift 2 ;;
+    --runs) RUNS="$2"; shift 2 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) die "unknown option $1" ;;
+  esac
+done
+
+REL="$ROOT/target/release"
+say "building release binaries"
+(cd "$ROOT" && timeout 1800 cargo build --release --bins >&2)
+LOAD="${LOGCAST_LOAD:-$REL/logcast-load}"
+[ -x "$LOAD" ] || die "no logcast-load at $LOAD"
+command -v python3 >/dev/null || apt_install python3 || die "python3 is needed"
+
+WORK="$(mktemp -d /tmp/logcast-filters.XXXXXX)"
+say "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%d GiB", $2/1048576}' /proc/meminfo); commit $(git -C "$ROOT" rev-parse --short HEAD)"
+
+# case NAME URL LOGS RATE: one logcast-load run against the daemon; prints
+# its JSON line.
+run_case() {
+  local name="$1" url="$2" logs="$3" rate="$4"
+  : >"$WORK/logs/f.log"
+  "$LOAD" --url "$url" --logs "$logs" --streams "$STREAMS" --hold "$HOLD" \
+    --mark-file "$WORK/logs/f.log" --mark-rate "$rate" --no-jitter \
+    --pid "$LC_PID" --json 2>"$WORK/$name.err" | tail -1
+}
+
+start_logcast "$WORK" "" "$REL/logcast"
+say "daemon: $LC_CMD"
+per_group_rate=$(python3 -c "print($RATE / $GROUPS)")
+for run in $(seq 1 "$RUNS"); do
+  for name in unfiltered filtered; do
+    if [ "$name" = filtered ]; then
+      json=$(run_case "$name" "$LC_URL/api/logs/f/stream?grep=MARK%7Cg{i}" "$GROUPS" "$per_group_rate")
+    else
+      json=$(run_case "$name" "$LC_URL/api/logs/f/stream" 1 "$RATE")
+    fi
+    echo "$json" >"$WORK/$name.$run.json"
+    python3 - "$name" "$run" "$WORK/$name.$run.json" <<'PY'
+import json, sys
+name, run, path = sys.argv[1:4]
+j = json.loads(open(path).read())
+print(f"run {run} {name:<10} connected {j.get('connected')} marks_received {j.get('marks_received')} "
+      f"cpu_per_event_us {j.get('cpu_per_event_us')} p50_ms {j.get('p50_ms')} p99_ms {j.get('p99_ms')}")
+PY
+  done
+done
+python3 - "$WORK" "$RUNS" <<'PY'
+import json, statistics, sys
+work, runs = sys.argv[1], int(sys.argv[2])
+def med(name):
+    return statistics.median(json.loads(open(f"{work}/{name}.{r}.json").read())["cpu_per_event_us"] for r in range(1, runs + 1))
+u, f = med("unfiltered"), med("filtered")
+print(f"median cpu_per_event_us: unfiltered {u:.3f}, filtered {f:.3f}; ratio {f / u:.2f}x (target <= 1.3x)")
+PY
