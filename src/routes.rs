@@ -170,8 +170,8 @@ fn stream_request(
         ),
     };
     let filter = FilterSpec {
-        grep: filter_param(&query, "grep")?,
-        exclude: filter_param(&query, "exclude")?,
+        grep: filter_param(query, "grep")?,
+        exclude: filter_param(query, "exclude")?,
     };
     Ok(StreamRequest {
         id,
