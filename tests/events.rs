@@ -312,7 +312,10 @@ fn foreign_future_garbage_and_too_old_ids_get_reset() {
         );
     }
 
-    // More changes than the journal keeps (4096): files dropped in.
+    // More changes than the journal keeps (4096): files dropped in, in
+    // bursts bigger than one block, which a reading subscriber gets whole.
+    let mut live = subscribe(&d, &format!("/api/events?since={current}"), &[]);
+    expect(&mut live, "ready", "live");
     let n = 4200;
     for i in 0..n {
         fs::write(d.log_dir.join(format!("f{i:05}.log")), b"x\n").expect("write");
@@ -326,6 +329,10 @@ fn foreign_future_garbage_and_too_old_ids_get_reset() {
         }),
         "{n} files never all indexed: {latest}"
     );
+    for want in now + 1..=target {
+        let ev = expect(&mut live, "created", "live burst");
+        assert_eq!(seq(&ev), want, "an unbroken run");
+    }
     let mut s = subscribe(&d, "/api/events", &[&format!("Last-Event-ID: {current}")]);
     let reset = expect(&mut s, "reset", "too old");
     assert_eq!(reset.data.as_deref(), Some("{\"reason\": \"too_old\"}"));

@@ -106,19 +106,23 @@ impl Subscribers {
         }
     }
 
-    /// Writes the changes recorded since the last call, as one block, to
-    /// every subscriber at the previous end with room in its socket, and
-    /// queues the others that can move.
+    /// Writes the changes recorded since the last call, as one block (of
+    /// at most [`CATCHUP_BYTES`]), to every subscriber at the previous end
+    /// with room in its socket, and queues the others that can move.
     fn publish(&mut self, changes: &Changes, conns: &mut Slab<Conn>, m: &mut Metrics, now: u64) {
         let from = self.delivered;
-        if changes.last_seq() == from {
+        let last = changes.last_seq();
+        if last == from {
             return;
         }
-        self.delivered = changes.last_seq();
+        self.delivered = last;
         self.last_sent_ms = now;
+        if self.keys.is_empty() {
+            return;
+        }
         let mut frames = std::mem::take(&mut self.frames);
         frames.clear(from);
-        changes.frames_after(from, usize::MAX, &mut frames);
+        changes.frames_after(from, CATCHUP_BYTES, &mut frames);
         for i in 0..self.keys.len() {
             let key = self.keys[i];
             let Some(conn) = conns.get_mut(key) else {
@@ -126,14 +130,20 @@ impl Subscribers {
             };
             let at_start = matches!(conn.role, Role::Events(s) if s.seq == from);
             let ready = conn.writable && !conn.has_output() && !conn.is_closing();
-            if at_start && ready && !frames.is_empty() {
-                if write_frames(conn, &frames, m) == Flow::Closed {
-                    self.closed.push(key);
-                }
-            } else if conn.writable && !conn.is_closing() {
-                // Behind (replaying, or more changes than the journal
-                // holds): it catches up in its own turn.
-                self.queue(key, conn);
+            let flow = if at_start && ready && !frames.is_empty() {
+                write_frames(conn, &frames, m)
+            } else {
+                Flow::Done
+            };
+            let behind = matches!(conn.role, Role::Events(s) if s.seq < last);
+            match flow {
+                Flow::Closed => self.closed.push(key),
+                // Behind (replaying, a burst bigger than the block, or more
+                // changes than the journal holds) with room in its socket:
+                // it catches up in its own turn. A full socket's writable
+                // edge brings it back by itself.
+                _ if behind && conn.writable && !conn.is_closing() => self.queue(key, conn),
+                _ => {}
             }
         }
         self.keep_frames(frames);
