@@ -1,5 +1,5 @@
-//! One client connection: its socket, its role (HTTP, log stream or events), the phase
-//! of its life with that phase's deadline, and its output buffer. The socket is registered once for read and write readiness
+//! One client connection: its socket, its role (HTTP, log stream or events),
+//! the phase of its life with that phase's deadline, and its output buffer. The socket is registered once for read and write readiness
 //! (edge-triggered, as sozu does): a writable edge only fires after a write
 //! hit `WouldBlock`, so permanent write interest costs no wakeups and saves
 //! two `epoll_ctl` calls per short write. `writable` remembers the last edge.

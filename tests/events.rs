@@ -509,3 +509,31 @@ fn a_subscriber_too_slow_for_the_journal_gets_reset() {
     let id = d.create_log(60);
     expect_log(&mut s, "created", &id, "live after reset");
 }
+
+/// `--stall-timeout-ms` applies: a subscriber whose socket has taken no
+/// byte for that long (it reads nothing while changes fill its socket) is
+/// closed and let go.
+#[test]
+fn a_subscriber_that_reads_nothing_is_closed_after_the_stall_timeout() {
+    let mut args = FAST.to_vec();
+    args.extend(["--stall-timeout-ms", "1000"]);
+    let d = Daemon::start(&args);
+    built_id(&d);
+    let mut silent = d.connect_small(4096);
+    silent
+        .write_all(b"GET /api/events HTTP/1.1\r\nHost: test\r\n\r\n")
+        .expect("request");
+    assert!(eventually(WAIT, || d.metric("logcast_streams_open") == Some(1.0)));
+    let long = "l".repeat(120);
+    for i in 0..20_000 {
+        fs::write(d.log_dir.join(format!("{long}{i:05}.log")), b"x\n").expect("write");
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || d.metric("logcast_streams_open")
+            == Some(0.0)),
+        "the silent subscriber is still held"
+    );
+    assert!(d
+        .metric("logcast_timeouts_total{kind=\"stall\"}")
+        .is_some_and(|n| n >= 1.0));
+}
