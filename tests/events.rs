@@ -438,7 +438,7 @@ fn a_subscriber_that_leaves_is_released_at_once() {
         .is_some_and(|v| v == 1.0)));
     drop(s);
     assert!(
-        eventually(Duration::from_millis(500), || d
+        eventually(Duration::from_secs(1), || d
             .metric("logcast_streams_open")
             .is_some_and(|v| v == 0.0)),
         "still held"
@@ -511,8 +511,9 @@ fn a_subscriber_too_slow_for_the_journal_gets_reset() {
 }
 
 /// `--stall-timeout-ms` applies: a subscriber whose socket has taken no
-/// byte for that long (it reads nothing while changes fill its socket) is
-/// closed and let go.
+/// byte for that long while it has changes to send (it reads nothing while
+/// changes fill its socket, and more keep coming) is closed and let go.
+/// (With nothing left to send it is idle, not stalled, as log streams are.)
 #[test]
 fn a_subscriber_that_reads_nothing_is_closed_after_the_stall_timeout() {
     let mut args = FAST.to_vec();
@@ -528,10 +529,17 @@ fn a_subscriber_that_reads_nothing_is_closed_after_the_stall_timeout() {
     for i in 0..20_000 {
         fs::write(d.log_dir.join(format!("{long}{i:05}.log")), b"x\n").expect("write");
     }
+    let mut more = 0;
     assert!(
-        eventually(Duration::from_secs(10), || d.metric("logcast_streams_open")
-            == Some(0.0)),
-        "the silent subscriber is still held"
+        eventually(Duration::from_secs(20), || {
+            more += 1;
+            fs::write(d.log_dir.join(format!("more{more}.log")), b"x\n").expect("write");
+            std::thread::sleep(Duration::from_millis(100));
+            d.metric("logcast_streams_open") == Some(0.0)
+        }),
+        "the silent subscriber is still held: at {}, {:?} stall timeouts",
+        list_id(&d),
+        d.metric("logcast_timeouts_total{kind=\"stall\"}")
     );
     assert!(d
         .metric("logcast_timeouts_total{kind=\"stall\"}")
