@@ -1,5 +1,5 @@
-//! One client connection: its socket, its role (HTTP or stream), the phase
-//! of its life with that phase's deadline, and its output buffer. The socket is registered once for read and write readiness
+//! One client connection: its socket, its role (HTTP, log stream or events),
+//! the phase of its life with that phase's deadline, and its output buffer. The socket is registered once for read and write readiness
 //! (edge-triggered, as sozu does): a writable edge only fires after a write
 //! hit `WouldBlock`, so permanent write interest costs no wakeups and saves
 //! two `epoll_ctl` calls per short write. `writable` remembers the last edge.
@@ -14,6 +14,7 @@ use mio::net::TcpStream;
 
 pub use crate::engine::StreamState;
 use crate::http::{BodyDecoder, RequestHead};
+pub use crate::logs::changes::Subscription;
 use crate::timer::TimerId;
 
 /// Above this much unsent output a connection stops reading requests until
@@ -51,6 +52,9 @@ pub enum Role {
     Http(HttpState),
     /// Sending a log as events; no more requests are read.
     Stream(StreamState),
+    /// Sending the directory's changes (`GET /api/events`); no more
+    /// requests are read.
+    Events(Subscription),
 }
 
 /// No deadline (yet): a stream's stall deadline is set when a stall check
@@ -155,6 +159,15 @@ impl Conn {
         };
     }
 
+    /// A request became a subscription to the directory's changes; its
+    /// stall deadline works as a stream's.
+    pub fn become_events(&mut self, subscription: Subscription) {
+        self.role = Role::Events(subscription);
+        self.phase = Phase::Streaming {
+            stall_deadline_ms: NEVER,
+        };
+    }
+
     pub fn phase(&self) -> Phase {
         self.phase
     }
@@ -220,7 +233,7 @@ impl Conn {
 
     /// The socket took bytes (a writable edge): not stalled.
     pub fn made_progress(&mut self) {
-        let is_stream = matches!(self.role, Role::Stream(_));
+        let is_stream = matches!(self.role, Role::Stream(_) | Role::Events(_));
         match &mut self.phase {
             Phase::Streaming {
                 stall_deadline_ms: d,
@@ -237,14 +250,14 @@ impl Conn {
     pub fn stream(&self) -> Option<&StreamState> {
         match &self.role {
             Role::Stream(s) => Some(s),
-            Role::Http(_) => None,
+            Role::Http(_) | Role::Events(_) => None,
         }
     }
 
     pub fn stream_mut(&mut self) -> Option<&mut StreamState> {
         match &mut self.role {
             Role::Stream(s) => Some(s),
-            Role::Http(_) => None,
+            Role::Http(_) | Role::Events(_) => None,
         }
     }
 

@@ -27,7 +27,9 @@
 //!   the server for wakes (heartbeats, polls where nothing notifies) rather
 //!   than touching the wheel.
 //! - [`logs`] owns ids and the log directory, the simulated
-//!   [`logs::writer`]s and their random text.
+//!   [`logs::writer`]s and their random text, and the index of logs
+//!   ([`logs::index`]) with its journal of changes ([`logs::changes`]),
+//!   which `GET /api/events` streams.
 //! - [`sse`] frames lines as events (WHATWG HTML, "Server-sent events"). Pure.
 //! - [`timer`] is a hierarchical timing wheel: the single source of timed work
 //!   (writes, polls, heartbeats, timeouts). Pure: time is passed in.

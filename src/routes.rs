@@ -37,6 +37,11 @@ pub enum Endpoint {
     /// on an `/api/` path.
     Preflight,
     Stream(StreamRequest),
+    /// `GET /api/events`, resuming after the change named by
+    /// `Last-Event-ID` (wins), `?since=` or `?last_event_id=`.
+    Events {
+        since: Option<String>,
+    },
 }
 
 /// Where a stream should start.
@@ -86,6 +91,16 @@ pub fn route(head: &RequestHead) -> Result<Endpoint, Response> {
                 return Err(not_allowed("GET"));
             }
             Ok(Endpoint::Stream(stream_request(id, head, &query)?))
+        }
+        ["api", "events"] => {
+            if head.method != Method::Get {
+                return Err(not_allowed("GET"));
+            }
+            let since = (head.last_event_id.clone().into_iter())
+                .chain(query.get("since"))
+                .chain(query.get("last_event_id"))
+                .find(|id| !id.is_empty());
+            Ok(Endpoint::Events { since })
         }
         _ => Err(Response::error(404, "not found")),
     }
@@ -345,5 +360,28 @@ mod tests {
             panic!("stream")
         };
         assert_eq!(s.resume, None);
+    }
+
+    #[test]
+    fn events_resume_from_the_header_first() {
+        let mut h = head(Method::Get, "/api/events?since=a-1");
+        assert_eq!(
+            route(&h),
+            Ok(Endpoint::Events {
+                since: Some("a-1".into())
+            })
+        );
+        h.last_event_id = Some("a-2".into());
+        assert_eq!(
+            route(&h),
+            Ok(Endpoint::Events {
+                since: Some("a-2".into())
+            })
+        );
+        assert_eq!(
+            route(&head(Method::Get, "/api/events?since=")),
+            Ok(Endpoint::Events { since: None })
+        );
+        assert_eq!(status(Method::Head, "/api/events"), 405);
     }
 }

@@ -17,6 +17,10 @@
 //! (a file put in its place later is another inode and has none), and the
 //! logs created in this run are remembered with their inode even where the
 //! file system has no extended attributes.
+//!
+//! Each change of its state (a log added, finished or removed) is recorded
+//! in its journal, [`Changes`], which `GET /api/events` streams; a log looked
+//! at again without a change records nothing.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::fs::{self, File, Metadata};
@@ -26,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::changes::{Changes, Kind, ResetReason};
 use super::{is_finished, valid_id, LogInfo};
 
 /// The extended attribute that marks a file as created by logcast.
@@ -138,6 +143,8 @@ pub struct LogIndex {
     /// Passes repeat every [`RESCAN_MS`] (no notifications).
     rescanning: bool,
     next_pass_ms: u64,
+    /// What changed, for `GET /api/events`.
+    changes: Changes,
 }
 
 impl LogIndex {
@@ -156,7 +163,13 @@ impl LogIndex {
             built: false,
             rescanning: false,
             next_pass_ms: 0,
+            changes: Changes::new(rand::random()),
         }
+    }
+
+    /// The journal of changes (see [`super::changes`]).
+    pub fn changes(&self) -> &Changes {
+        &self.changes
     }
 
     pub fn len(&self) -> usize {
@@ -325,6 +338,9 @@ impl LogIndex {
     fn pass_over(&mut self, now_ms: u64) {
         if !self.built {
             self.built = true;
+            // Nothing was recorded during the build: whoever listed or
+            // subscribed before its end must list again.
+            self.changes.record_reset(ResetReason::Indexed);
             log::info!(
                 "log dir {}: {} logs indexed",
                 self.dir.display(),
@@ -375,6 +391,7 @@ impl LogIndex {
         };
         self.by_age.remove(&(entry.created_ms, key.clone()));
         self.unretain(&key, &entry);
+        self.journal(Kind::Deleted, &key, &entry);
     }
 
     fn put(&mut self, id: &str, meta: &Metadata, ours: bool) {
@@ -387,6 +404,7 @@ impl LogIndex {
             ino: meta.ino(),
             seen_pass: self.passes,
         };
+        let mut change = Some(Kind::Created);
         let key: Rc<str> = match self.entries.remove_entry(id) {
             Some((key, old)) => {
                 self.by_age.remove(&(old.created_ms, key.clone()));
@@ -394,6 +412,10 @@ impl LogIndex {
                 if old.ino == entry.ino && old.dev == entry.dev {
                     // The same file: it keeps its place in the list.
                     entry.created_ms = old.created_ms;
+                    change = (old.writing && !entry.writing).then_some(Kind::Finished);
+                } else {
+                    // Another file under that name: the old one is gone.
+                    self.journal(Kind::Deleted, &key, &old);
                 }
                 key
             }
@@ -404,7 +426,18 @@ impl LogIndex {
             self.retained.insert((entry.created_ms, key.clone()));
             self.retained_bytes += entry.size;
         }
+        if let Some(kind) = change {
+            self.journal(kind, &key, &entry);
+        }
         self.entries.insert(key, entry);
+    }
+
+    /// Records a change of log `id`, once the first build is over (see
+    /// [`super::changes`]: the build's end is recorded as a reset).
+    fn journal(&mut self, kind: Kind, id: &str, entry: &Entry) {
+        if self.built {
+            self.changes.record(kind, &entry.info(id).to_json(None));
+        }
     }
 
     fn unretain(&mut self, key: &Rc<str>, entry: &Entry) {
@@ -628,6 +661,46 @@ mod tests {
         build(&mut again);
         let expected = if marked { 1 } else { 0 };
         assert_eq!(again.retained_totals().0, expected);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// The event names the journal holds after change `after`.
+    fn journaled(index: &LogIndex, after: u64) -> Vec<String> {
+        let mut frames = crate::logs::changes::Frames::default();
+        index.changes().frames_after(after, usize::MAX, &mut frames);
+        String::from_utf8_lossy(&frames.bytes)
+            .lines()
+            .filter_map(|l| l.strip_prefix("event: "))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn changes_are_journaled_once_and_not_during_the_build() {
+        let dir = temp_dir("changes");
+        fs::write(dir.join("old.log"), b"x\n").expect("write");
+        let mut index = LogIndex::new(&dir);
+        build(&mut index);
+        assert_eq!(journaled(&index, 0), ["reset"], "the build: one reset");
+        let built = index.changes().last_seq();
+        let path = dir.join("new.log");
+        fs::write(&path, b"a\n").expect("write");
+        for _ in 0..2 {
+            index.note("new.log");
+            index.step(0);
+        }
+        let mut perms = fs::metadata(&path).expect("meta").permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o444);
+        fs::set_permissions(&path, perms).expect("chmod");
+        for _ in 0..2 {
+            index.refresh("new");
+        }
+        fs::remove_file(&path).expect("rm");
+        for _ in 0..2 {
+            index.note("new.log");
+            index.step(0);
+        }
+        assert_eq!(journaled(&index, built), ["created", "finished", "deleted"]);
         let _ = fs::remove_dir_all(&dir);
     }
 

@@ -5,6 +5,7 @@
 //! the directory; [`writer`] runs the simulated writers, [`text`] makes their
 //! random lines. Following a file is the engine's ([`crate::engine::tail`]).
 
+pub mod changes;
 pub mod index;
 pub mod retention;
 pub mod text;

@@ -12,8 +12,9 @@ use crate::http::{RequestHead, Response};
 /// What a preflight allows (SPEC section 1).
 const ALLOW_METHODS: &str = "GET, HEAD, POST, DELETE, OPTIONS";
 const ALLOW_HEADERS: &str = "Authorization, Last-Event-ID";
-/// Response headers a cross-origin page may read: paging and `Location`.
-const EXPOSE_HEADERS: &str = "Link, X-Total-Count, Location";
+/// Response headers a cross-origin page may read: paging, `Location`, and
+/// where a list stands in the events (`X-Events-Id`).
+const EXPOSE_HEADERS: &str = "Link, X-Total-Count, Location, X-Events-Id";
 /// How long a browser may cache a preflight, in seconds.
 const PREFLIGHT_MAX_AGE: &str = "600";
 

@@ -35,6 +35,7 @@ impl Server {
         match conn.role {
             Role::Http(_) => self.http_ready(key),
             Role::Stream(_) => self.stream_event(key, event),
+            Role::Events(_) => self.events_event(key, event),
         }
     }
 
@@ -60,8 +61,10 @@ impl Server {
             if matches!(conn.phase(), Phase::Closing { .. }) {
                 return self.linger_or_close(key);
             }
-            let Role::Http(h) = &mut conn.role else {
-                return self.stream_started(key);
+            let h = match &mut conn.role {
+                Role::Http(h) => h,
+                Role::Stream(_) => return self.stream_started(key),
+                Role::Events(_) => return self.events_started(key),
             };
             if !h.buf.is_empty() && self.process_buffered(key) {
                 continue;
@@ -313,6 +316,10 @@ impl Server {
                 Some(response) => response,
                 None => return self.count(head, 200),
             },
+            Ok(Endpoint::Events { since }) => {
+                self.open_events(key, since.as_deref(), &cors);
+                return self.count(head, 200);
+            }
         };
         response.headers.extend(cors);
         self.respond(key, head, response);

@@ -47,7 +47,10 @@ impl Server {
             crate::http::response::JSON,
             format!("[{}]", items.join(", ")).into_bytes(),
         )
-        .header("X-Total-Count", page.total.to_string());
+        .header("X-Total-Count", page.total.to_string())
+        // Where this list stands in the journal of changes: subscribing
+        // to `GET /api/events?since=<it>` misses nothing after it.
+        .header("X-Events-Id", self.index.changes().current_id());
         if let Some(next) = page.next {
             response = response.header(
                 "Link",

@@ -3,7 +3,9 @@
 //! the timer wheel that drives all timed work, the streaming engine and the
 //! simulated writers, and turns readiness events and expired timers into
 //! calls on them. Handling of HTTP requests lives in `server/http.rs`, the
-//! endpoints in `server/api.rs`, streams in `server/streams.rs`; this file is the loop, accepting, timers and the stop.
+//! endpoints in `server/api.rs`, streams in `server/streams.rs`, the
+//! directory's changes (`GET /api/events`) in `server/events.rs`; this file
+//! is the loop, accepting, timers and the stop.
 //!
 //! Modelled on mio's `examples/tcp_server.rs`: edge-triggered readiness, so
 //! every handler drains its socket until `WouldBlock` or it may never be
@@ -11,6 +13,7 @@
 
 mod access;
 mod api;
+mod events;
 mod http;
 mod logs;
 mod streams;
@@ -67,6 +70,9 @@ pub(crate) enum Timer {
     Publish,
     /// Retention's look at the index (`--retain-*`).
     Retention,
+    /// The events subscribers' wake (heartbeats, stall checks), and the
+    /// time it was asked for.
+    Events(u64),
 }
 
 pub struct Server {
@@ -78,6 +84,8 @@ pub struct Server {
     engine: Engine,
     /// Every log in the directory: the list and retention's candidates.
     index: LogIndex,
+    /// The connections of `GET /api/events`.
+    subscribers: events::Subscribers,
     access: Access,
     /// This reactor applies `--retain-*` (one process of a cluster does).
     retains: bool,
@@ -139,6 +147,7 @@ impl Server {
             conns: Slab::with_capacity(1024),
             timers,
             index: LogIndex::new(dir.path()),
+            subscribers: events::Subscribers::default(),
             access,
             retains,
             engine,
@@ -229,7 +238,11 @@ impl Server {
 
     /// Until the next timer, or no wait at all while streams have work queued.
     fn poll_timeout(&self) -> Option<Duration> {
-        if self.engine.has_work() || self.index.has_work() || self.accept_backlog {
+        if self.engine.has_work()
+            || self.index.has_work()
+            || self.subscribers.has_work()
+            || self.accept_backlog
+        {
             return Some(Duration::ZERO);
         }
         let next = match (self.timers.next_deadline(), self.index.next_pass_ms()) {
@@ -382,6 +395,7 @@ impl Server {
                 }
                 Timer::Publish => self.publish(now),
                 Timer::Retention => self.retention_tick(now),
+                Timer::Events(at) => self.events_timer(at, now),
             }
         }
         self.expired = expired;
@@ -419,10 +433,14 @@ impl Server {
         let Some(conn) = self.conns.get(key) else {
             return;
         };
-        if let Role::Stream(stream) = conn.role {
-            self.engine.detach(&mut self.conns, &stream);
-            self.metrics.streams_open -= 1;
-            self.metrics.logs_tailed = self.engine.tails_len() as u64;
+        match conn.role {
+            Role::Stream(stream) => {
+                self.engine.detach(&mut self.conns, &stream);
+                self.metrics.streams_open -= 1;
+                self.metrics.logs_tailed = self.engine.tails_len() as u64;
+            }
+            Role::Events(subscription) => self.unsubscribe(&subscription),
+            Role::Http(_) => {}
         }
         let Some(mut conn) = self.conns.try_remove(key) else {
             return;
@@ -447,6 +465,7 @@ impl Server {
         // that just finished: its reconnect gets 204 from the next daemon.
         self.engine.shutdown_all(&mut self.conns);
         self.engine_effects();
+        self.shutdown_events();
         let idle: Vec<usize> = self
             .conns
             .iter()

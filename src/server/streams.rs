@@ -27,7 +27,7 @@ impl Server {
     /// Drains whatever a streaming client sends (nothing is expected) and
     /// reports whether it has gone: EOF or an error. This is how a client
     /// that disconnects is noticed at once rather than at the next write.
-    fn client_left(&mut self, key: usize) -> bool {
+    pub(super) fn client_left(&mut self, key: usize) -> bool {
         let mut scratch = std::mem::take(&mut self.scratch);
         let left = match self.conns.get_mut(key) {
             Some(conn) => loop {
@@ -59,6 +59,7 @@ impl Server {
         self.engine.run(now, &mut self.conns, &mut self.metrics);
         self.engine_effects();
         self.run_index(now);
+        self.run_events();
     }
 
     /// The change-notification descriptor is readable.
