@@ -77,7 +77,7 @@ case_tail() {
   result="$(probe_while "$port" curl -sN --max-time 600 "$LC_URL/api/logs/big/stream?tail=1" -o "$dir/out")"
   t1=$(date +%s.%N)
   local end; end="$(grep -a '^data: {"reason"' "$dir/out" | tail -1)"
-  echo "tail=1 on a ${GB} GB finished log: $result; end after $(echo "$t1 - $t0" | bc) s: $end"
+  echo "tail: ?tail=1 on a ${GB} GB finished log: $result; end after $(echo "$t1 - $t0" | bc) s: $end"
   stop_pid "$LC_PID"
 }
 
@@ -91,22 +91,28 @@ case_list() {
   fi
   start_logcast "$dir" "" "$BIN"
   local port; port="$(port_of "$LC_URL")"
-  list_pages() {
-    local url="/api/logs?limit=10000" n=0 total="" t0; t0=$(date +%s.%N)
+  wait_built() {
     # The index builds in steps: wait for it to count every file.
+    local total="" t0; t0=$(date +%s.%N)
     while [ "${total:-0}" -lt "$FILES" ]; do
       total="$(curl -sI "$LC_URL/api/logs?limit=1" | tr -d '\r' | sed -n 's/^X-Total-Count: //Ip')"
       sleep 0.2
     done
-    local build; build="$(echo "$(date +%s.%N) - $t0" | bc)"
+    echo "$(date +%s.%N) - $t0" | bc >"$dir/build.out"
+  }
+  list_pages() {
+    local url="/api/logs?limit=10000" n=0
     while [ -n "$url" ] && [ "$n" -lt 20 ]; do
       url="$(curl -s -D - -o /dev/null "$LC_URL$url" | tr -d '\r' | sed -n 's/^Link: <\([^>]*\)>.*/\1/Ip')"
       n=$((n + 1))
     done
-    echo "index of $FILES files complete ${build} s after the daemon answered, then $n pages of 10,000" >"$dir/list.out"
+    echo "$n" >"$dir/pages.out"
   }
-  local result; result="$(probe_while "$port" list_pages)"
-  echo "$(cat "$dir/list.out"): $result"
+  local built paged
+  built="$(probe_while "$port" wait_built)"
+  paged="$(probe_while "$port" list_pages)"
+  echo "list: index of $FILES files built in $(cat "$dir/build.out") s after the daemon answered: $built"
+  echo "list: then $(cat "$dir/pages.out") pages of 10,000 (GET /api/logs?limit=10000, following Link): $paged"
   stop_pid "$LC_PID"
 }
 
@@ -119,10 +125,13 @@ case_storm() {
   fi
   start_logcast "$dir" "" "$BIN"
   local port; port="$(port_of "$LC_URL")"
+  storm() {
+    python3 "$ROOT/scripts/reconnect_storm.py" --port "$port" \
+      --log big --clients "$CLIENTS" --from 1000 --seconds 10 >"$dir/storm.out" 2>&1 || true
+  }
   local result
-  result="$(probe_while "$port" python3 "$ROOT/scripts/reconnect_storm.py" --port "$port" \
-    --log big --clients "$CLIENTS" --from 1000 --seconds 10 >"$dir/storm.out" 2>&1 || true)"
-  echo "$CLIENTS clients reconnecting with Last-Event-ID: $result; $(cat "$dir/storm.out")"
+  result="$(probe_while "$port" storm)"
+  echo "storm: $CLIENTS clients reconnecting with Last-Event-ID: $result; $(cat "$dir/storm.out")"
   stop_pid "$LC_PID"
 }
 

@@ -50,17 +50,7 @@ fn lines_and_end(d: &Daemon, target: &str, headers: &[&str]) -> (Vec<(String, St
     let events = s.read_to_close(Duration::from_secs(10));
     let end = events.last().cloned().expect("an end event");
     assert_eq!(end.event.as_deref(), Some("end"), "{target}: {events:?}");
-    let lines = events
-        .iter()
-        .filter(|e| e.event.is_none())
-        .map(|e| {
-            (
-                e.id.clone().unwrap_or_default(),
-                e.data.clone().unwrap_or_default(),
-            )
-        })
-        .collect();
-    (lines, end)
+    (line_events(&events), end)
 }
 
 #[test]

@@ -13,7 +13,8 @@
 
 mod common;
 
-use common::{eventually, parse_event, read_response, Daemon, Event, SseStream};
+use common::raw::*;
+use common::{eventually, read_response, Daemon, SseStream};
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -85,169 +86,6 @@ fn open_stream(d: &Daemon, id: &str) -> SseStream {
 }
 
 // ---------------------------------------------------------------------------
-// Expected framing, computed independently from the file's bytes.
-
-/// One line (without its `\n`) ending at byte offset `id`. The lines these
-/// tests write have no `\r` and are valid UTF-8; the writer's random text too.
-fn frame(line: &[u8], id: usize) -> String {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let text = String::from_utf8_lossy(line);
-    let mut out = format!("id: {id}\n");
-    for part in text.split('\r') {
-        out.push_str("data: ");
-        out.push_str(part);
-        out.push('\n');
-    }
-    out.push('\n');
-    out
-}
-
-/// Every complete line of `content`, from its start.
-fn frames(content: &[u8]) -> String {
-    let mut out = String::new();
-    let mut start = 0;
-    while let Some(pos) = content[start..].iter().position(|&b| b == b'\n') {
-        let end = start + pos + 1;
-        out.push_str(&frame(&content[start..start + pos], end));
-        start = end;
-    }
-    out
-}
-
-fn end_frame(content: &[u8]) -> String {
-    let newlines = content.iter().filter(|&&b| b == b'\n').count();
-    let lines = newlines + usize::from(!content.is_empty() && !content.ends_with(b"\n"));
-    format!(
-        "event: end\ndata: {{\"reason\": \"finished\", \"lines\": {lines}, \"bytes\": {}}}\n\n",
-        content.len()
-    )
-}
-
-// ---------------------------------------------------------------------------
-// Raw socket reading into `SseStream::raw` (as in tests/stream.rs).
-
-enum Got {
-    Bytes,
-    Timeout,
-    Closed,
-}
-
-fn read_some(s: &mut SseStream, wait: Duration) -> Got {
-    s.sock
-        .set_read_timeout(Some(wait.max(Duration::from_millis(1))))
-        .expect("timeout");
-    let mut chunk = vec![0u8; 65536];
-    match s.sock.read(&mut chunk) {
-        Ok(0) => Got::Closed,
-        Ok(n) => {
-            s.raw.extend_from_slice(&chunk[..n]);
-            Got::Bytes
-        }
-        Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {
-            Got::Timeout
-        }
-        Err(_) => Got::Closed,
-    }
-}
-
-/// Reads until `done(raw)` holds, the limit passes, or the peer closes.
-fn read_until(s: &mut SseStream, limit: Duration, mut done: impl FnMut(&[u8]) -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if done(&s.raw) {
-            return true;
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return false;
-        }
-        if let Got::Closed = read_some(s, deadline - now) {
-            return done(&s.raw);
-        }
-    }
-}
-
-/// Reads until the server closes; true if it closed within the limit.
-fn read_to_close(s: &mut SseStream, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        let now = Instant::now();
-        if now >= deadline {
-            return false;
-        }
-        if let Got::Closed = read_some(s, deadline - now) {
-            return true;
-        }
-    }
-}
-
-/// True when nothing arrives (and the connection stays open) for `dur`.
-fn quiet(s: &mut SseStream, dur: Duration) -> bool {
-    let deadline = Instant::now() + dur;
-    loop {
-        let now = Instant::now();
-        if now >= deadline {
-            return true;
-        }
-        match read_some(s, deadline - now) {
-            Got::Timeout => continue,
-            Got::Bytes | Got::Closed => return false,
-        }
-    }
-}
-
-fn show(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Reads until the body is at least as long as `expected` (or diverges from
-/// it), then asserts the whole raw body equals `expected` byte for byte.
-fn expect_raw(s: &mut SseStream, expected: &str, limit: Duration, what: &str) {
-    let want = expected.as_bytes();
-    read_until(s, limit, |raw| {
-        raw.len() >= want.len() || !want.starts_with(raw)
-    });
-    assert_eq!(
-        show(&s.raw),
-        expected,
-        "{what}: raw SSE body differs (or did not arrive within {limit:?})"
-    );
-}
-
-/// Splits a raw body into its events (complete blocks only).
-fn raw_events(raw: &[u8]) -> Vec<Event> {
-    let mut out = Vec::new();
-    let mut rest = raw;
-    while let Some(pos) = rest.windows(2).position(|w| w == b"\n\n") {
-        out.push(parse_event(&rest[..pos + 1]));
-        rest = &rest[pos + 2..];
-    }
-    out
-}
-
-fn event_count(raw: &[u8]) -> usize {
-    raw.windows(2).filter(|w| w == b"\n\n").count()
-}
-
-/// Where two byte strings first differ, with a little context, for failures
-/// whose whole bodies are too long to print.
-fn first_difference(got: &[u8], want: &[u8]) -> String {
-    let at = got
-        .iter()
-        .zip(want)
-        .position(|(a, b)| a != b)
-        .unwrap_or(got.len().min(want.len()));
-    let from = at.saturating_sub(60);
-    format!(
-        "{} bytes received, {} expected; first difference at byte {at}: got {:?}, want {:?}",
-        got.len(),
-        want.len(),
-        show(&got[from..got.len().min(at + 60)]),
-        show(&want[from..want.len().min(at + 60)])
-    )
-}
-
-// ---------------------------------------------------------------------------
 // 1. With --watch auto, new lines do not wait for the poll
 
 /// A simulated writer's line is fanned out when it is written: each line
@@ -287,7 +125,7 @@ fn auto_own_writer_lines_arrive_without_waiting_for_the_poll() {
     );
     assert_eq!(
         show(&s.raw),
-        frames(&content) + &end_frame(&content),
+        frames(&content, 0) + &end_frame(&content),
         "every line of the posted log once, in order, then its end"
     );
 }
@@ -304,13 +142,13 @@ fn auto_external_appends_arrive_without_waiting_for_the_poll() {
     for i in 0..5 {
         append(&path, format!("appended line {i}\n").as_bytes());
         let content = fs::read(&path).expect("read");
-        expect_raw(&mut s, &frames(&content), PROMPT, &format!("append {i}"));
+        expect_raw(&mut s, &frames(&content, 0), PROMPT, &format!("append {i}"));
     }
     append(&path, b"burst 1\nburst 2\nburst 3\n");
     let content = fs::read(&path).expect("read");
     expect_raw(
         &mut s,
-        &frames(&content),
+        &frames(&content, 0),
         PROMPT,
         "three lines in one write",
     );
@@ -323,8 +161,8 @@ fn auto_external_appends_arrive_without_waiting_for_the_poll() {
     );
     append(&path, b"line\n");
     let content = fs::read(&path).expect("read");
-    assert!(frames(&content).ends_with("data: half a line\n\n"));
-    expect_raw(&mut s, &frames(&content), PROMPT, "the completed line");
+    assert!(frames(&content, 0).ends_with("data: half a line\n\n"));
+    expect_raw(&mut s, &frames(&content, 0), PROMPT, "the completed line");
 }
 
 // ---------------------------------------------------------------------------
@@ -342,7 +180,7 @@ fn poll_mode_delivers_appends_within_the_poll_interval() {
         let content = fs::read(&path).expect("read");
         expect_raw(
             &mut s,
-            &frames(&content),
+            &frames(&content, 0),
             Duration::from_secs(2),
             &format!("append {i} with a 100 ms poll"),
         );
@@ -456,7 +294,7 @@ fn check_rename_rotations(
     let mut content = b"one\ntwo\n".to_vec();
     write_file(&path, &content);
     let mut s = open_stream(&d, "ext");
-    let mut expected = frames(&content);
+    let mut expected = frames(&content, 0);
     expect_raw(&mut s, &expected, PROMPT, "before rotating");
 
     for round in 0..rounds {
@@ -480,7 +318,7 @@ fn check_rename_rotations(
         content.extend_from_slice(last.as_bytes());
         expected.push_str(&frame(last.trim_end().as_bytes(), content.len()));
         expected.push_str(RESET);
-        expected.push_str(&frames(new.as_bytes()));
+        expected.push_str(&frames(new.as_bytes(), 0));
         if round == 0 {
             assert!(
                 expected.ends_with(&format!(
@@ -718,7 +556,7 @@ fn expect_every_line(
 ) {
     let expected: Vec<String> = paths
         .iter()
-        .map(|p| frames(&fs::read(p).expect("read")))
+        .map(|p| frames(&fs::read(p).expect("read"), 0))
         .collect();
     let deadline = Instant::now() + limit;
     let mut pending: Vec<usize> = (0..streams.len()).collect();

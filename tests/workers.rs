@@ -15,7 +15,9 @@
 
 mod common;
 
-use common::{eventually, read_response, signal, wait_timeout, Daemon, Event, SseStream};
+use common::{
+    eventually, line_events, read_response, signal, wait_timeout, Daemon, Event, SseStream,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::net::TcpStream;
@@ -312,16 +314,7 @@ fn a_log_written_by_one_worker_ends_the_streams_held_by_the_others() {
         let (last, lines) = events
             .split_last()
             .unwrap_or_else(|| panic!("worker {worker}: no event at all"));
-        let got: Vec<(String, String)> = lines
-            .iter()
-            .filter(|e| e.event.is_none())
-            .map(|e| {
-                (
-                    e.id.clone().unwrap_or_default(),
-                    e.data.clone().unwrap_or_default(),
-                )
-            })
-            .collect();
+        let got = line_events(lines);
         assert!(
             lines.iter().all(|e| e.event.is_none()),
             "worker {worker} (writer {writer}): control event before the end: {:?}",

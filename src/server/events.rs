@@ -381,16 +381,7 @@ impl Server {
     /// A subscriber's socket is readable (the client sent something, or
     /// left) or writable (it drained).
     pub(super) fn events_event(&mut self, key: usize, event: &Event) {
-        let input = event.is_readable() || event.is_read_closed() || event.is_error();
-        if input && self.client_left(key) {
-            return self.close(key);
-        }
-        if event.is_writable() {
-            if let Some(conn) = self.conns.get_mut(key) {
-                conn.made_progress();
-            }
-            self.advance_subscriber(key);
-        }
+        self.pushing_event(key, event, Server::advance_subscriber);
     }
 
     fn advance_subscriber(&mut self, key: usize) {

@@ -12,6 +12,18 @@ impl Server {
     /// A stream socket is readable (the client sent something, or left) or
     /// writable (it drained).
     pub(crate) fn stream_event(&mut self, key: usize, event: &Event) {
+        self.pushing_event(key, event, Server::advance);
+    }
+
+    /// A socket event of a connection the daemon pushes to (a log stream,
+    /// an events subscriber): a client that left is closed at once; one
+    /// whose socket drained moves on with `advance`.
+    pub(crate) fn pushing_event(
+        &mut self,
+        key: usize,
+        event: &Event,
+        advance: fn(&mut Server, usize),
+    ) {
         let input = event.is_readable() || event.is_read_closed() || event.is_error();
         if input && self.client_left(key) {
             return self.close(key);
@@ -20,7 +32,7 @@ impl Server {
             if let Some(conn) = self.conns.get_mut(key) {
                 conn.made_progress();
             }
-            self.advance(key);
+            advance(self, key);
         }
     }
 

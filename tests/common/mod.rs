@@ -4,6 +4,8 @@
 //! nothing here reaches into the daemon's memory.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -391,6 +393,20 @@ impl SseStream {
         }
         all
     }
+}
+
+/// `(id, data)` of the line events (those without an `event:` type).
+pub fn line_events(events: &[Event]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter(|e| e.event.is_none())
+        .map(|e| {
+            (
+                e.id.clone().unwrap_or_default(),
+                e.data.clone().unwrap_or_default(),
+            )
+        })
+        .collect()
 }
 
 fn find_blank_line(buf: &[u8]) -> Option<usize> {
