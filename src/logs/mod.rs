@@ -132,6 +132,14 @@ impl LogInfo {
 
     /// The JSON object of the listing; `subscribers` is added for the info endpoint.
     pub fn to_json(&self, subscribers: Option<u64>) -> String {
+        let mut out = String::with_capacity(192);
+        self.push_json(&mut out, subscribers);
+        out
+    }
+
+    /// [`LogInfo::to_json`], appended to `out` (a list of 10,000 is built
+    /// in one buffer).
+    pub fn push_json(&self, out: &mut String, subscribers: Option<u64>) {
         let created = crate::clock::rfc3339(self.created);
         let url = self.stream_url();
         let mut fields = vec![
@@ -144,7 +152,7 @@ impl LogInfo {
         if let Some(n) = subscribers {
             fields.push(("subscribers", Value::Num(n)));
         }
-        json::object(&fields)
+        json::push_object(out, &fields);
     }
 }
 

@@ -41,12 +41,16 @@ impl Server {
             return Response::error(500, &format!("cannot read log dir: {e}"));
         }
         let page = self.index.page(limit, before);
-        let items: Vec<String> = page.logs.iter().map(|l| l.to_json(None)).collect();
-        let mut response = Response::new(
-            200,
-            crate::http::response::JSON,
-            format!("[{}]", items.join(", ")).into_bytes(),
-        )
+        let mut body = String::with_capacity(2 + page.logs.len() * 192);
+        body.push('[');
+        for (i, log) in page.logs.iter().enumerate() {
+            if i > 0 {
+                body.push_str(", ");
+            }
+            log.push_json(&mut body, None);
+        }
+        body.push(']');
+        let mut response = Response::new(200, crate::http::response::JSON, body.into_bytes())
         .header("X-Total-Count", page.total.to_string())
         // Where this list stands in the journal of changes: subscribing
         // to `GET /api/events?since=<it>` misses nothing after it.
