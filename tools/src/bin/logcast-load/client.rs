@@ -552,7 +552,6 @@ impl Worker {
         let mut ready = false;
         let mut last_progress = Instant::now();
         let mut cpu_at_ready = 0u64;
-        let me = std::process::id();
         loop {
             if control.stop.load(Ordering::SeqCst) || self.start.elapsed() > self.cfg.deadline {
                 break;
@@ -598,7 +597,7 @@ impl Worker {
             if !ready && self.conns.len() == self.cfg.streams && self.resolved == self.cfg.streams {
                 ready = true;
                 self.totals.ramp_ms = self.start.elapsed().as_millis() as u64;
-                cpu_at_ready = crate::procstat::cpu_ticks(me).unwrap_or(0);
+                cpu_at_ready = crate::procstat::own_ticks().unwrap_or(0);
                 on_progress(&self.totals, true);
             } else if !ready && last_progress.elapsed() >= Duration::from_secs(2) {
                 last_progress = Instant::now();
@@ -606,7 +605,7 @@ impl Worker {
             }
         }
         if ready {
-            let now = crate::procstat::cpu_ticks(me).unwrap_or(0);
+            let now = crate::procstat::own_ticks().unwrap_or(0);
             self.totals.self_cpu_ticks = now.saturating_sub(cpu_at_ready);
         }
         let written = control.written.load(Ordering::SeqCst);

@@ -287,19 +287,6 @@ fn for_log(template: &str, i: usize) -> String {
     template.replace("{i}", &i.to_string())
 }
 
-/// Raises the soft open-file limit to the hard limit; returns the new soft limit.
-fn raise_nofile() -> u64 {
-    use rustix::process::{getrlimit, setrlimit, Resource};
-    let mut lim = getrlimit(Resource::Nofile);
-    if lim.current != lim.maximum {
-        lim.current = lim.maximum;
-        if let Err(e) = setrlimit(Resource::Nofile, lim) {
-            eprintln!("logcast-load: cannot raise RLIMIT_NOFILE: {e}");
-        }
-    }
-    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
-}
-
 fn resolve(host: &str, port: u16) -> SocketAddrV4 {
     let host = if host == "localhost" {
         "127.0.0.1"
@@ -337,7 +324,7 @@ fn request(o: &Opts) -> (Vec<u8>, Option<Vec<u8>>) {
 // ---------------------------------------------------------------- worker
 
 fn worker_main(o: Opts) {
-    raise_nofile();
+    logcast::sys::raise_nofile_limit();
     let (request, request_rest) = request(&o);
     let cfg = Config {
         target: resolve(&o.host, o.port),
@@ -520,6 +507,8 @@ struct Report {
     cpu_source: &'static str,
     hold_window_secs: f64,
     loadgen_cpu_pct: f64,
+    /// The worker processes' resident memory while the streams are held.
+    loadgen_rss_kib: u64,
     target: String,
 }
 
@@ -739,8 +728,10 @@ impl Report {
         row(
             "load generator",
             format!(
-                "{:.1} % CPU during the hold (all workers)",
-                self.loadgen_cpu_pct
+                "{:.1} % CPU during the hold, {} KiB resident (all workers) = {:.0} B per stream",
+                self.loadgen_cpu_pct,
+                self.loadgen_rss_kib,
+                self.loadgen_rss_kib as f64 * 1024.0 / self.merged.totals.connected.max(1) as f64
             ),
         );
         s
@@ -773,7 +764,7 @@ impl Report {
                 "\"mark_first_ms\": {{\"mean\": {:.3}, \"max\": {:.3}}}, \"mark_spread_ms\": {{\"mean\": {:.3}, \"max\": {:.3}}}, \"marks_lost\": {}, ",
                 "\"rss_base_kib\": {}, \"rss_kib\": {}, \"rss_end_kib\": {}, \"rss_per_stream_bytes\": {}, ",
                 "\"cpu_idle_pct\": {}, \"cpu_hold_pct\": {}, \"hold_window_secs\": {:.3}, \"cpu_marks_secs\": {}, \"cpu_per_event_us\": {}, ",
-                "\"cpu_source\": \"{}\", \"cpu_marks_secs_ticks\": {}, \"clk_tck\": {}, \"loadgen_cpu_pct\": {:.2}}}"
+                "\"cpu_source\": \"{}\", \"cpu_marks_secs_ticks\": {}, \"clk_tck\": {}, \"loadgen_cpu_pct\": {:.2}, \"loadgen_rss_kib\": {}, \"latency_cdf_ms\": [{}]}}"
             ),
             self.target,
             t.attempted,
@@ -837,8 +828,23 @@ impl Report {
             daemon(format!("{:.3}", self.cpu_marks_secs_ticks)),
             self.clk,
             self.loadgen_cpu_pct,
+            self.loadgen_rss_kib,
+            latency_cdf(l),
         )
     }
+}
+
+/// The latency distribution as `[percentile, ms]` pairs (every whole
+/// percentile, then 99.5, 99.9 and 100), for a report's CDF plot.
+fn latency_cdf(h: &Histogram) -> String {
+    if h.count() == 0 {
+        return String::new();
+    }
+    let points = (0..100).map(f64::from).chain([99.5, 99.9, 100.0]);
+    let pairs: Vec<String> = points
+        .map(|p| format!("[{p}, {:.3}]", ms(h.percentile(p))))
+        .collect();
+    pairs.join(", ")
 }
 
 enum Msg {
@@ -847,7 +853,7 @@ enum Msg {
 }
 
 fn parent_main(o: Opts) {
-    let soft = raise_nofile();
+    let soft = logcast::sys::raise_nofile_limit();
     let per_proc_max = 19_000usize.min(soft.saturating_sub(100) as usize).max(1);
     let processes = o
         .processes
@@ -1050,6 +1056,8 @@ fn parent_main(o: Opts) {
         std::thread::sleep(Duration::from_millis(500));
     }
     let held = procstat::sample(&pids);
+    let own: Vec<u32> = children.iter().map(Child::id).collect();
+    let loadgen_held = procstat::sample(&own);
     let mut cpu_idle_pct = None;
     if o.idle_secs > 0.0 && !incomplete {
         let t0 = Instant::now();
@@ -1253,6 +1261,7 @@ fn parent_main(o: Opts) {
         cpu_marks_secs_ticks,
         cpu_source,
         hold_window_secs,
+        loadgen_rss_kib: loadgen_held.rss_kib,
         target: format!("http://{}:{}{}", o.host, o.port, o.path),
     };
     if o.json {
