@@ -27,6 +27,8 @@ pub struct Metrics {
     pub tail_reads: u64,
     pub catchup_reads: u64,
     pub connections_accepted: u64,
+    /// Times this worker closed its listener because it was full.
+    pub listen_stops: u64,
 }
 
 const METHODS: [&str; 6] = ["GET", "HEAD", "POST", "DELETE", "OPTIONS", "other"];
@@ -71,6 +73,7 @@ impl Metrics {
             self.tail_reads,
             self.catchup_reads,
             self.connections_accepted,
+            self.listen_stops,
         ];
         v.extend(self.requests.iter().flatten());
         v
@@ -97,6 +100,7 @@ impl Metrics {
             &mut self.tail_reads,
             &mut self.catchup_reads,
             &mut self.connections_accepted,
+            &mut self.listen_stops,
         ] {
             *field += next();
         }
@@ -162,6 +166,12 @@ impl Metrics {
             "logcast_accept_errors_total",
             "Failed accept() calls.",
             self.accept_errors,
+        );
+        counter(
+            &mut out,
+            "logcast_listen_stops_total",
+            "Times a full worker closed its listener so that others take new connections.",
+            self.listen_stops,
         );
         out.push_str("# HELP logcast_timeouts_total Connections closed by a timeout.\n");
         out.push_str("# TYPE logcast_timeouts_total counter\n");
