@@ -235,46 +235,74 @@ impl Worker {
     }
 
     fn open(&self, global: usize) -> io::Result<TcpStream> {
+        // A connect from an explicitly bound port fails with EADDRNOTAVAIL
+        // when that 4-tuple is already in use (a connection of another
+        // program from the same source port to the same server port, or one
+        // still in TIME_WAIT): try another port, as the kernel's own search
+        // would have.
+        let mut tries = 0;
+        loop {
+            let fd = self.bound_socket(global, tries > 0)?;
+            match rustix::net::connect_v4(&fd, &self.cfg.target) {
+                Ok(()) => {}
+                Err(e) if e == rustix::io::Errno::INPROGRESS => {}
+                Err(e)
+                    if e == rustix::io::Errno::ADDRNOTAVAIL
+                        && !self.cfg.sources.is_empty()
+                        && tries < 32 =>
+                {
+                    tries += 1;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            return Ok(TcpStream::from_std(std::net::TcpStream::from(fd)));
+        }
+    }
+
+    /// A nonblocking socket, bound to connection `global`'s source address
+    /// and port when sources are given (a random port when `random_port`).
+    fn bound_socket(&self, global: usize, random_port: bool) -> io::Result<std::os::fd::OwnedFd> {
         let fd = rustix::net::socket_with(
             AddressFamily::INET,
             SocketType::STREAM,
             SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
             None,
         )?;
-        if !self.cfg.sources.is_empty() {
-            // The source port is chosen here, not by bind(addr, 0): the
-            // kernel's search for a free port to bind scans the bound ports
-            // and, with tens of thousands bound, costs milliseconds per
-            // socket (a 100,000-stream ramp stalls in inet_csk_get_port).
-            // Global connection g takes port lo + g / K of address g % K,
-            // so the workers never pick the same one; a port taken by
-            // someone else is replaced by a random one.
-            // SO_REUSEADDR: a port whose last connection is in TIME_WAIT
-            // may be bound again.
-            rustix::net::sockopt::set_socket_reuseaddr(&fd, true)?;
-            let k = self.cfg.sources.len();
-            let src = self.cfg.sources[global % k];
-            let (lo, hi) = self.cfg.port_range;
-            let span = (hi - lo) as usize + 1;
-            let mut port = lo + ((global / k) % span) as u16;
-            let mut tries = 0;
-            loop {
-                match rustix::net::bind_v4(&fd, &SocketAddrV4::new(src, port)) {
-                    Ok(()) => break,
-                    Err(e) if e == rustix::io::Errno::ADDRINUSE && tries < 32 => {
-                        tries += 1;
-                        port = lo + (rand::random::<u32>() as usize % span) as u16;
-                    }
-                    Err(e) => return Err(e.into()),
+        if self.cfg.sources.is_empty() {
+            return Ok(fd);
+        }
+        // The source port is chosen here, not by bind(addr, 0): the
+        // kernel's search for a free port to bind scans the bound ports
+        // and, with tens of thousands bound, costs milliseconds per
+        // socket (a 100,000-stream ramp stalls in inet_csk_get_port).
+        // Global connection g takes port lo + g / K of address g % K,
+        // so the workers never pick the same one; a port taken by
+        // someone else is replaced by a random one.
+        // SO_REUSEADDR: a port whose last connection is in TIME_WAIT
+        // may be bound again.
+        rustix::net::sockopt::set_socket_reuseaddr(&fd, true)?;
+        let k = self.cfg.sources.len();
+        let src = self.cfg.sources[global % k];
+        let (lo, hi) = self.cfg.port_range;
+        let span = (hi - lo) as usize + 1;
+        let random = || lo + (rand::random::<u32>() as usize % span) as u16;
+        let mut port = if random_port {
+            random()
+        } else {
+            lo + ((global / k) % span) as u16
+        };
+        let mut tries = 0;
+        loop {
+            match rustix::net::bind_v4(&fd, &SocketAddrV4::new(src, port)) {
+                Ok(()) => return Ok(fd),
+                Err(e) if e == rustix::io::Errno::ADDRINUSE && tries < 32 => {
+                    tries += 1;
+                    port = random();
                 }
+                Err(e) => return Err(e.into()),
             }
         }
-        match rustix::net::connect_v4(&fd, &self.cfg.target) {
-            Ok(()) => {}
-            Err(e) if e == rustix::io::Errno::INPROGRESS => {}
-            Err(e) => return Err(e.into()),
-        }
-        Ok(TcpStream::from_std(std::net::TcpStream::from(fd)))
     }
 
     fn start_one(&mut self, poll: &Poll) {
