@@ -25,7 +25,10 @@
 #   --workers W        daemon workers (default: ceil(STREAMS / 15625))
 #   --processes P      load processes (default: ceil(STREAMS / 18000))
 #   --sources K        loopback source addresses (default 128)
-#   --ramp R           connections started per second, all load processes (default 20000)
+#   --ramp R           connections started per second, all load processes, at most (default 20000)
+#   --max-pending M    per load process, connections waiting for their head at most (default 256):
+#                      the ramp follows what the daemon accepts; an open-loop ramp overflows the
+#                      workers' listen queues while they are busy, and those connections end in resets
 #   --idle-secs S      idle window, heartbeats only (default 32: two heartbeat periods and a bit)
 #   --hold S           the marker line is appended at a random point of the first S/2 s (default 30)
 #   --drain-secs S     wait after the line for the last stream to get it (default 5 + STREAMS/40000)
@@ -44,6 +47,7 @@ W=""
 P=""
 K=128
 RAMP=20000
+PENDING=256
 IDLE=32
 HOLD=30
 DRAIN=""
@@ -62,6 +66,7 @@ while [ $# -gt 0 ]; do
     --processes) P="$2"; shift 2 ;;
     --sources) K="$2"; shift 2 ;;
     --ramp) RAMP="$2"; shift 2 ;;
+    --max-pending) PENDING="$2"; shift 2 ;;
     --idle-secs) IDLE="$2"; shift 2 ;;
     --hold) HOLD="$2"; shift 2 ;;
     --drain-secs) DRAIN="$2"; shift 2 ;;
@@ -74,7 +79,7 @@ while [ $# -gt 0 ]; do
     *) echo "c1m: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
-for v in N K RAMP IDLE HOLD; do
+for v in N K RAMP PENDING IDLE HOLD; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "c1m: $v must be a whole number: '${!v}'" >&2; exit 2; }
 done
 W="${W:-$(( (N + 15624) / 15625 ))}"
@@ -134,7 +139,7 @@ trap 'exit 130' INT TERM HUP
   echo "date: $(date -u +%FT%TZ)"
   echo "machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(( $(meminfo MemTotal) / 1048576 )) GiB, Linux $(uname -r), open files $(ulimit -Hn)"
   echo "net.ipv4.tcp_migrate_req=$(cat /proc/sys/net/ipv4/tcp_migrate_req 2>/dev/null || echo '?') net.ipv4.tcp_mem=$(tr '\t' ' ' </proc/sys/net/ipv4/tcp_mem 2>/dev/null || echo '?') (pages)"
-  echo "streams=$N workers=$W processes=$P sources=$K ramp=$RAMP idle=$IDLE hold=$HOLD drain=$DRAIN"
+  echo "streams=$N workers=$W processes=$P sources=$K ramp=$RAMP max-pending=$PENDING idle=$IDLE hold=$HOLD drain=$DRAIN"
 } | tee "$RES/setup.txt" >&2
 
 base_slab="$(meminfo Slab)"
@@ -179,7 +184,7 @@ rate="$(python3 -c "print(2 / $HOLD)")" # one mark, at a random point of the fir
 # loopback address, and its ephemeral ports collide with explicit ones.
 SRCS="$(python3 -c "import ipaddress; print(','.join(str(ipaddress.IPv4Address('127.0.1.0') + i) for i in range(1, $K + 1)))")"
 cmd=(timeout --kill-after=10 "$limit" "$REL/logcast-load" --url "$URL/api/logs/$LOG_ID/stream"
-  --streams "$N" --processes "$P" --source-addrs "$SRCS" --ramp "$RAMP" --timeout 60
+  --streams "$N" --processes "$P" --source-addrs "$SRCS" --ramp "$RAMP" --max-pending "$PENDING" --timeout 60
   --idle-secs "$IDLE" --hold "$(( HOLD / 2 ))" --mark-rate "$rate" --drain-ms "$(( DRAIN * 1000 + HOLD * 500 ))"
   --mark-file "$MARK" --pid "$SUP" --pid-tree --expect-marks --json)
 echo "${cmd[*]}" | sed "s/--source-addrs [^ ]*/--source-addrs 127.0.1.1,...(${K})/" >"$RES/command.txt"

@@ -39,6 +39,9 @@ pub struct Config {
     pub streams: usize,
     /// Connections started per second; 0 = as fast as possible.
     pub ramp: f64,
+    /// At most this many started connections without their response head
+    /// yet (0 = no limit): a closed-loop ramp.
+    pub max_pending: usize,
     /// Source addresses to bind to before connecting; empty = let the kernel pick.
     pub sources: Vec<Ipv4Addr>,
     /// Source ports to use with `sources` (inclusive).
@@ -303,6 +306,13 @@ impl Worker {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// Started connections still waiting for their response head are at
+    /// `--max-pending`.
+    fn too_many_pending(&self) -> bool {
+        self.cfg.max_pending > 0
+            && self.conns.len().saturating_sub(self.resolved) >= self.cfg.max_pending
     }
 
     fn start_one(&mut self, poll: &Poll) {
@@ -593,11 +603,17 @@ impl Worker {
             };
             // at most 256 at a time, so that established ones are served
             let mut budget = 256;
-            while self.conns.len() < due && budget > 0 && !control.stop.load(Ordering::Relaxed) {
+            while self.conns.len() < due
+                && budget > 0
+                && !self.too_many_pending()
+                && !control.stop.load(Ordering::Relaxed)
+            {
                 self.start_one(&poll);
                 budget -= 1;
             }
-            let timeout = if self.conns.len() < due {
+            let timeout = if self.conns.len() < due && self.too_many_pending() {
+                Duration::from_millis(10) // an answer frees a slot (and wakes us)
+            } else if self.conns.len() < due {
                 Duration::ZERO
             } else if self.conns.len() < self.cfg.streams {
                 if self.cfg.ramp > 0.0 {

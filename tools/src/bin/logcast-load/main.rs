@@ -46,6 +46,10 @@ usage: logcast-load [OPTIONS]
   --host H --port N --path P   the same, in parts (default 127.0.0.1:5000 /)
   --streams N           concurrent streams (default 1000)
   --ramp N              connections started per second, all processes (default 2000; 0 = no limit)
+  --max-pending N       at most N connections per process waiting for their response head
+                        (default 0 = no limit): the ramp then follows what the server
+                        accepts instead of overflowing its listen queues (whose
+                        overflow ends in SYN-ACK retries and resets)
   --hold SECS           how long to hold the streams once all are connected (default 10)
   --source-addrs A,B    source addresses to spread connections over (127.x.y.z)
   --source-count K      the same: 127.0.0.1 .. 127.0.0.K (default: 1 per 25,000 streams)
@@ -85,6 +89,7 @@ struct Opts {
     path: String,
     streams: usize,
     ramp: f64,
+    max_pending: usize,
     hold: f64,
     sources: Vec<Ipv4Addr>,
     processes: Option<usize>,
@@ -141,6 +146,7 @@ fn parse_opts() -> Opts {
         path: "/".into(),
         streams: 1000,
         ramp: 2000.0,
+        max_pending: 0,
         hold: 10.0,
         sources: Vec::new(),
         processes: None,
@@ -215,6 +221,7 @@ fn parse_opts() -> Opts {
             "--path" => o.path = v,
             "--streams" => o.streams = num(&name, &v),
             "--ramp" => o.ramp = num(&name, &v),
+            "--max-pending" => o.max_pending = num(&name, &v),
             "--hold" => o.hold = num(&name, &v),
             "--source-addrs" => {
                 o.sources = v
@@ -334,6 +341,7 @@ fn worker_main(o: Opts) {
         time_lines: o.time_lines,
         streams: o.streams,
         ramp: o.ramp,
+        max_pending: o.max_pending,
         sources: o.sources.clone(),
         port_range: local_port_range(),
         index: o.child_index,
@@ -945,6 +953,7 @@ fn parent_main(o: Opts) {
             .args(["--port", &o.port.to_string()])
             .args(["--streams", &n.to_string()])
             .args(["--ramp", &(o.ramp / processes as f64).to_string()])
+            .args(["--max-pending", &o.max_pending.to_string()])
             .args(["--timeout", &o.timeout.to_string()])
             .args(["--child-index", &i.to_string()])
             .args(["--child-count", &processes.to_string()])
