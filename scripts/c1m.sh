@@ -176,15 +176,17 @@ sampler >"$RES/samples.tsv" &
 SAMPLER=$!
 
 # ---- the streams ---------------------------------------------------------------
-ramp_secs=$(( RAMP > 0 ? N / RAMP : N / 5000 ))
-limit=$(( ramp_secs * 3 + 120 + IDLE + HOLD + DRAIN ))
+# The ramp slows as streams accumulate (every held stream costs heartbeats):
+# allow 1 s per 2,500 streams (400 s for a million) for all to connect.
+ready=$(( 60 + N / 2500 ))
+limit=$(( ready + 60 + IDLE + HOLD + DRAIN ))
 say "logcast-load: $N streams from $P processes and $K source addresses, ramp $RAMP/s; bounded to $limit s"
 rate="$(python3 -c "print(2 / $HOLD)")" # one mark, at a random point of the first half of the hold
 # Source addresses 127.0.1.1 onwards: 127.0.0.1 is every other program's
 # loopback address, and its ephemeral ports collide with explicit ones.
 SRCS="$(python3 -c "import ipaddress; print(','.join(str(ipaddress.IPv4Address('127.0.1.0') + i) for i in range(1, $K + 1)))")"
 cmd=(timeout --kill-after=10 "$limit" "$REL/logcast-load" --url "$URL/api/logs/$LOG_ID/stream"
-  --streams "$N" --processes "$P" --source-addrs "$SRCS" --ramp "$RAMP" --max-pending "$PENDING" --timeout 60
+  --streams "$N" --processes "$P" --source-addrs "$SRCS" --ramp "$RAMP" --max-pending "$PENDING" --timeout 60 --ready-timeout "$ready"
   --idle-secs "$IDLE" --hold "$(( HOLD / 2 ))" --mark-rate "$rate" --drain-ms "$(( DRAIN * 1000 + HOLD * 500 ))"
   --mark-file "$MARK" --pid "$SUP" --pid-tree --expect-marks --json)
 echo "${cmd[*]}" | sed "s/--source-addrs [^ ]*/--source-addrs 127.0.1.1,...(${K})/" >"$RES/command.txt"

@@ -55,6 +55,8 @@ usage: logcast-load [OPTIONS]
   --source-count K      the same: 127.0.0.1 .. 127.0.0.K (default: 1 per 25,000 streams)
   --processes P         worker processes (default: one per 18,000 streams)
   --timeout SECS        connect + response head deadline per stream (default 10)
+  --ready-timeout SECS  give up waiting for every stream to connect after this
+                        (default 2 x streams / ramp + --timeout + 60)
   --mark-file PATH      append `MARK <unix-ns> <seq>` lines to this log during the hold
                         (created before the streams connect when missing)
   --publish-url URL     POST each mark (`MARK <unix-ns> <seq>`, no newline) to URL as well
@@ -90,6 +92,7 @@ struct Opts {
     streams: usize,
     ramp: f64,
     max_pending: usize,
+    ready_timeout: Option<f64>,
     hold: f64,
     sources: Vec<Ipv4Addr>,
     processes: Option<usize>,
@@ -147,6 +150,7 @@ fn parse_opts() -> Opts {
         streams: 1000,
         ramp: 2000.0,
         max_pending: 0,
+        ready_timeout: None,
         hold: 10.0,
         sources: Vec::new(),
         processes: None,
@@ -222,6 +226,7 @@ fn parse_opts() -> Opts {
             "--streams" => o.streams = num(&name, &v),
             "--ramp" => o.ramp = num(&name, &v),
             "--max-pending" => o.max_pending = num(&name, &v),
+            "--ready-timeout" => o.ready_timeout = Some(num(&name, &v)),
             "--hold" => o.hold = num(&name, &v),
             "--source-addrs" => {
                 o.sources = v
@@ -939,8 +944,11 @@ fn parent_main(o: Opts) {
     } else {
         5.0
     };
-    let deadline =
-        ramp_secs + o.timeout + o.idle_secs + o.hold + o.drain_ms as f64 / 1000.0 + 120.0;
+    let ready_secs = o
+        .ready_timeout
+        .unwrap_or(2.0 * ramp_secs + o.timeout + 60.0);
+    // Workers stop by themselves after this, whatever the parent says.
+    let deadline = ready_secs + o.idle_secs + o.hold + o.drain_ms as f64 / 1000.0 + 120.0;
     let exe = std::env::current_exe().unwrap_or_else(|e| die(&format!("current_exe: {e}")));
     let src_arg: Vec<String> = sources.iter().map(|a| a.to_string()).collect();
     let (tx, rx) = mpsc::channel::<Msg>();
@@ -1005,7 +1013,7 @@ fn parent_main(o: Opts) {
     // per worker: (ready, attempted, connected, failed) from its last line
     let mut progress = vec![(false, 0u64, 0u64, 0u64); processes];
     let mut results: Vec<Option<String>> = vec![None; processes];
-    let wait_until = Instant::now() + Duration::from_secs_f64(2.0 * ramp_secs + o.timeout + 60.0);
+    let wait_until = Instant::now() + Duration::from_secs_f64(ready_secs);
     let mut last_report = Instant::now();
     let mut incomplete = false;
     let sum = |p: &[(bool, u64, u64, u64)]| {
