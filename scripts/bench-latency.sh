@@ -140,8 +140,8 @@ command -v curl >/dev/null || apt_install curl || die "curl is needed"
 command -v python3 >/dev/null || apt_install python3 || die "python3 is needed"
 command -v taskset >/dev/null || apt_install util-linux || die "taskset is needed"
 if [ "$BUILD" = 1 ] || [ ! -x "$REL/logcast-load" ] || [ ! -x "$REL/write-floor" ] || { [ -z "$BIN" ] && [ ! -x "$REL/logcast" ]; }; then
-  say "cargo build --release"
-  (cd "$ROOT" && timeout 1800 cargo build --release --bins >&2)
+  say "cargo build --release --workspace"
+  (cd "$ROOT" && timeout 1800 cargo build --release --workspace --bins >&2)
 fi
 BIN="${BIN:-$REL/logcast}"
 [ -x "$BIN" ] || die "no logcast at $BIN"

@@ -22,8 +22,12 @@
 #     that never reads and with one reading through epoll on CPU 1, next to
 #     each server's CPU per delivered event.
 #  Then prints side-by-side tables with ratios against logcast, and the
-#  command of every run. Results (tables, JSON, commands) are kept in
-#  /tmp/logcast-compare.XXXXXX/ (logs and other work files only with --keep).
+#  command of every run, and writes report.html beside them: one
+#  self-contained page (inline SVG, no script, no external asset; made by
+#  scripts/report.py) with each implementation's latency CDF, user memory per
+#  stream and CPU per event against the kernel floor. Results (tables, JSON,
+#  commands, report.html) are kept in /tmp/logcast-compare.XXXXXX/ (logs and
+#  other work files only with --keep).
 #
 # usage: scripts/compare.sh [options]
 #   --duration SECS        per HTTP run (default 10)
@@ -146,8 +150,8 @@ if [ "$DO_HTTP" = 1 ]; then
 fi
 
 if [ "$BUILD" = 1 ] || [ ! -x "$REL/logcast-load" ] || [ ! -x "$REL/write-floor" ] || { [ -z "$BIN" ] && [ ! -x "$REL/logcast" ]; }; then
-  say "cargo build --release"
-  (cd "$ROOT" && timeout 1800 cargo build --release --bins >&2)
+  say "cargo build --release --workspace"
+  (cd "$ROOT" && timeout 1800 cargo build --release --workspace --bins >&2)
 fi
 BIN="${BIN:-$REL/logcast}"
 [ -x "$BIN" ] || die "no logcast at $BIN"
@@ -159,6 +163,7 @@ fi
 
 CMDS="$RES/commands.txt"
 : >"$CMDS"
+echo "$(date -u +%FT%TZ) · $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(awk '$1 == "MemTotal:" { printf "%.0f", $2 / 1048576 }' /proc/meminfo) GiB, Linux $(uname -r)" >"$RES/machine.txt"
 NCMD=0
 note_cmd() { # note_cmd WHAT SERVER_CMD RUN_CMD: numbers a run in commands.txt, sets CMD_NO
   NCMD=$((NCMD + 1))
@@ -466,3 +471,10 @@ print()
 print("commands:")
 print(open(cmds).read(), end="")
 PY
+
+# ---- the pictures ---------------------------------------------------------------
+if python3 "$ROOT/scripts/report.py" "$RES" >"$RES/report.html"; then
+  say "report: $RES/report.html"
+else
+  say "report.py failed"
+fi

@@ -20,7 +20,7 @@ fi
 
 echo "== cargo test"
 mkdir -p target
-cargo test --release 2>&1 | tee target/cargo-test.log
+cargo test --release --workspace 2>&1 | tee target/cargo-test.log
 grep -q "test result" target/cargo-test.log
 
 echo "== cargo bench --no-run"

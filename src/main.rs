@@ -52,13 +52,16 @@ fn run(config: Config) -> Result<(), String> {
         );
     }
     let limit = logcast::sys::raise_nofile_limit();
-    if limit < config.max_connections as u64 + 64 {
+    // The limit is per process: with workers, each holds its share.
+    let workers = config.workers.resolve();
+    let per_process = config.max_connections.div_ceil(workers);
+    if limit < per_process as u64 + 64 {
         log::warn!(
-            "open-file limit is {limit}, below --max-connections {}: connections beyond the limit will be refused",
+            "open-file limit is {limit}, below the {per_process} connections each of {workers} process(es) may hold under --max-connections {}: connections beyond the limit will be refused",
             config.max_connections
         );
     }
-    if config.workers.resolve() > 1 {
+    if workers > 1 {
         return logcast::supervisor::run(config);
     }
     let addr = std::net::SocketAddr::new(config.bind, config.port);

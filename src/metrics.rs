@@ -30,6 +30,8 @@ pub struct Metrics {
     /// Most bytes of file that stream work read in one reactor turn, in
     /// this process (a bound, not a sum: not shared between workers).
     pub turn_read_max: u64,
+    /// Times this worker closed its listener because it was full.
+    pub listen_stops: u64,
 }
 
 const METHODS: [&str; 6] = ["GET", "HEAD", "POST", "DELETE", "OPTIONS", "other"];
@@ -74,6 +76,7 @@ impl Metrics {
             self.tail_reads,
             self.catchup_reads,
             self.connections_accepted,
+            self.listen_stops,
         ];
         v.extend(self.requests.iter().flatten());
         v
@@ -100,6 +103,7 @@ impl Metrics {
             &mut self.tail_reads,
             &mut self.catchup_reads,
             &mut self.connections_accepted,
+            &mut self.listen_stops,
         ] {
             *field += next();
         }
@@ -165,6 +169,12 @@ impl Metrics {
             "logcast_accept_errors_total",
             "Failed accept() calls.",
             self.accept_errors,
+        );
+        counter(
+            &mut out,
+            "logcast_listen_stops_total",
+            "Times a full worker closed its listener so that others take new connections.",
+            self.listen_stops,
         );
         out.push_str("# HELP logcast_timeouts_total Connections closed by a timeout.\n");
         out.push_str("# TYPE logcast_timeouts_total counter\n");

@@ -152,6 +152,22 @@ impl StateDir {
         Ok(text)
     }
 
+    /// File `name`, opened for reading and writing and created (mode 0600)
+    /// when missing: one file several workers share, each at its own
+    /// offset. Like [`StateDir::read`], a symlink or anything but a regular
+    /// file of ours is refused.
+    pub fn open_shared(&self, name: &str) -> io::Result<File> {
+        self.check()?;
+        let flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let file = File::from(rustix::fs::openat(&*self.dir, name, flags, file_mode())?);
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(refused(format!("{name} is not a regular file")));
+        }
+        check_owner(&meta, false)?;
+        Ok(file)
+    }
+
     /// Removes file `name` (not what a symlink there points to).
     pub fn remove(&self, name: &str) -> io::Result<()> {
         rustix::fs::unlinkat(&*self.dir, name, AtFlags::empty())?;

@@ -83,9 +83,13 @@ pub fn run(config: Config) -> Result<(), String> {
 }
 
 impl Supervisor {
+    /// Starts every worker at once, then waits for each to be ready: with
+    /// 64 workers, starting them one after the other would add up their
+    /// start times. A worker already started is stopped by `stop_all` if
+    /// another fails.
     fn start_all(&mut self, count: usize) -> Result<(), String> {
         for index in 0..count {
-            let child = self.spawn(index, count)?;
+            let child = self.launch(index, count)?;
             self.workers.push(Worker {
                 child: Some(child),
                 started: Instant::now(),
@@ -93,11 +97,23 @@ impl Supervisor {
                 restart_at: None,
             });
         }
+        for index in 0..count {
+            if let Some(child) = self.workers[index].child.as_mut() {
+                wait_ready(index, child)?;
+            }
+        }
         Ok(())
     }
 
     /// Starts worker `index` and waits for its `listening on` line.
     fn spawn(&self, index: usize, count: usize) -> Result<Child, String> {
+        let mut child = self.launch(index, count)?;
+        wait_ready(index, &mut child)?;
+        Ok(child)
+    }
+
+    /// Starts worker `index` of `count`.
+    fn launch(&self, index: usize, count: usize) -> Result<Child, String> {
         let exe =
             std::env::current_exe().map_err(|e| format!("logcast: cannot find own binary: {e}"))?;
         let c = &self.config;
@@ -108,7 +124,7 @@ impl Supervisor {
         let conn_cap = (c.max_connections.div_ceil(count) * 5)
             .div_ceil(4)
             .min(c.max_connections);
-        let mut child = Command::new(exe)
+        Command::new(exe)
             .arg("--bind")
             .arg(c.bind.to_string())
             .arg("--port")
@@ -136,19 +152,7 @@ impl Supervisor {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("logcast: cannot start worker {index}: {e}"))?;
-        let mut line = String::new();
-        if let Some(out) = child.stdout.take() {
-            let _ = BufReader::new(out).read_line(&mut line);
-        }
-        if !line.starts_with("listening on ") {
-            let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
-            return Err(format!(
-                "logcast: worker {index} failed to start ({status})"
-            ));
-        }
-        log::info!("worker {index} (pid {}) ready", child.id());
-        Ok(child)
+            .map_err(|e| format!("logcast: cannot start worker {index}: {e}"))
     }
 
     /// Waits for signals: SIGCHLD (a worker died: restart it) or
@@ -257,6 +261,38 @@ impl Supervisor {
     }
 }
 
+/// Waits for worker `index`'s `listening on` line.
+fn wait_ready(index: usize, child: &mut Child) -> Result<(), String> {
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = BufReader::new(out).read_line(&mut line);
+    }
+    if !line.starts_with("listening on ") {
+        let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+        return Err(format!(
+            "logcast: worker {index} failed to start ({status})"
+        ));
+    }
+    log::debug!("worker {index} (pid {}) ready", child.id());
+    Ok(())
+}
+
+/// Descriptors a worker keeps beyond its connections: the engine's log
+/// files ([`crate::engine::MAX_OPEN_FILES`]), and room to take what is
+/// queued on its listener when it closes it (see [`crate::server::Listen`]),
+/// for writers' files, the index and the state directory.
+const SPARE_FDS: u64 = crate::engine::MAX_OPEN_FILES as u64 + 64;
+
+/// Connections at which a worker stops listening: its share of
+/// `--max-connections` (already in `max_connections`), or what its open-file
+/// limit leaves once `open` descriptors and the spare ones are counted (a
+/// quarter of a small limit at most is kept spare).
+pub fn listen_cap(max_connections: usize, nofile: u64, open: u64) -> usize {
+    let spare = SPARE_FDS.min(nofile / 4);
+    let room = nofile.saturating_sub(open + spare);
+    (room.min(max_connections as u64) as usize).max(1)
+}
+
 /// Runs this process as worker `LOGCAST_WORKER` of a supervisor.
 pub fn run_worker(config: Config) -> Result<(), String> {
     // If the supervisor dies without stopping us, stop too.
@@ -267,11 +303,34 @@ pub fn run_worker(config: Config) -> Result<(), String> {
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = crate::listener::bind(addr, true)
         .map_err(|e| crate::listener::bind_error_message(addr, &e))?;
+    let max_connections = config.max_connections;
     let mut server =
         crate::server::Server::new(config, dir, listener).map_err(|e| format!("logcast: {e}"))?;
     server.join_cluster(cluster);
+    let cap = listen_cap(
+        max_connections,
+        crate::sys::nofile_limit(),
+        crate::sys::open_fds(),
+    );
+    server.stop_listening_when_full(crate::server::Listen::new(addr, cap));
     crate::announce(addr);
     server
         .run()
         .map_err(|e| format!("logcast: reactor failed: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_stops_listening_where_its_files_run_out() {
+        // 20,000 files, 12 open: the engine's 512 files and 64 spare are kept.
+        assert_eq!(listen_cap(100_000, 20_000, 12), 20_000 - 12 - 576);
+        // Its share of --max-connections when that comes first.
+        assert_eq!(listen_cap(15_000, 20_000, 12), 15_000);
+        // A small limit keeps a quarter spare.
+        assert_eq!(listen_cap(100_000, 64, 10), 64 - 10 - 16);
+        assert_eq!(listen_cap(100_000, 8, 10), 1);
+    }
 }

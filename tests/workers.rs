@@ -778,3 +778,86 @@ fn max_connections_holds_for_the_whole_daemon() {
         "below the limit again, no connection was accepted"
     );
 }
+
+/// A fresh connection's worker, or why there is none: `Err` with the
+/// refusal (connect refused, a 503, or no answer within 3 s: starving).
+fn try_connect_known(d: &Daemon) -> Result<(TcpStream, usize), String> {
+    let mut s = TcpStream::connect_timeout(&d.addr, Duration::from_secs(3))
+        .map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(3)))
+        .map_err(|e| format!("set_read_timeout: {e}"))?;
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        .map_err(|e| format!("write: {e}"))?;
+    match read_response(&mut s, false) {
+        Some(r) if r.status == 200 => Ok((s, worker_of(&r))),
+        Some(r) => Err(format!("status {}", r.status)),
+        None => Err("no answer within 3 s".to_string()),
+    }
+}
+
+/// Issue 13: `SO_REUSEPORT` hashes each new connection to any listening
+/// worker, full or not. A worker at its cap (here what a 64-file limit
+/// leaves it) takes what is queued, closes its listener so that the others
+/// take the new connections, and listens again below 90% of its cap. So
+/// connections fill both workers (none waits on a full one while the other
+/// has room), and once one has room again it takes new connections.
+#[test]
+fn a_full_worker_stops_listening_and_listens_again_when_it_has_room() {
+    let dir = common::temp_dir("full-worker");
+    let how = common::Launch {
+        wrapper: vec!["prlimit".into(), "--nofile=64".into(), "--".into()],
+        ..common::Launch::default()
+    };
+    let args = ["--workers", "2", "--idle-timeout-ms", "120000"];
+    let (d, stderr) = Daemon::launch(&dir, &args, &how).expect("start with 64 files");
+    let mut held: Vec<(TcpStream, usize)> = Vec::new();
+    let mut refusal = None;
+    for _ in 0..200 {
+        match try_connect_known(&d) {
+            Ok(known) => held.push(known),
+            Err(why) => {
+                refusal = Some(why);
+                break;
+            }
+        }
+    }
+    let count = |held: &[(TcpStream, usize)], w: usize| held.iter().filter(|h| h.1 == w).count();
+    let (n0, n1) = (count(&held, 0), count(&held, 1));
+    let refusal = refusal.expect("64 files each cannot hold 200 connections");
+    // Both full: no listener is left, so the kernel refuses the connect.
+    assert!(
+        refusal.starts_with("connect:"),
+        "the first connection the daemon could not take ({n0} + {n1} held) was not refused at connect but: {refusal}"
+    );
+    assert!(
+        n0 >= 20 && n1 >= 20 && n0.abs_diff(n1) <= 4,
+        "both workers must fill up to their caps before any refusal: {n0} and {n1}"
+    );
+    let stops = stderr.text().matches("stopped listening").count();
+    assert_eq!(
+        stops,
+        2,
+        "each worker stops listening once: {}",
+        stderr.text()
+    );
+
+    // Worker 0 gets room: its clients leave. Worker 1 is still full and not
+    // listening, so every new connection must be worker 0's.
+    held.retain(|h| h.1 != 0);
+    let again = eventually(Duration::from_secs(5), || {
+        matches!(try_connect_known(&d), Ok((_, 0)))
+    });
+    assert!(again, "worker 0 did not listen again once it had room");
+    for i in 0..10 {
+        match try_connect_known(&d) {
+            Ok((s, w)) => {
+                assert_eq!(w, 0, "connection {i} went to the full worker");
+                held.push((s, w));
+            }
+            Err(why) => panic!("connection {i} with room on worker 0: {why}"),
+        }
+    }
+    drop(held);
+    drop(d);
+    let _ = std::fs::remove_dir_all(&dir);
+}

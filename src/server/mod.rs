@@ -52,6 +52,13 @@ const ACCEPT_RETRY_MS: u64 = 100;
 /// Most connections accepted in one turn: a storm of 10,000 reconnecting
 /// clients is let in over many turns, between which everyone else is served.
 const ACCEPTS_PER_TURN: usize = 128;
+/// A worker that stopped listening at its cap listens again once its
+/// connections fall to this share of the cap (sozu's hysteresis: it does
+/// not flap at the boundary).
+const RESUME_PERCENT: usize = 90;
+
+/// After a failed attempt to listen again, try again this much later.
+const RELISTEN_RETRY_MS: u64 = 100;
 
 /// How long a graceful stop may spend flushing final frames.
 const STOP_FLUSH_MS: u64 = 700;
@@ -109,6 +116,43 @@ pub struct Server {
     cluster: Option<Cluster>,
     /// Connections of the other workers at their last snapshot.
     sibling_connections: usize,
+    /// In a worker: where it listens and when it stops (see [`Listen`]).
+    listen: Option<Listen>,
+}
+
+/// A worker's listening socket is one of several on the port
+/// (`SO_REUSEPORT`), and the kernel hashes each new connection to one of
+/// them without asking whether that worker has room. A worker that has
+/// reached its cap (its share of `--max-connections`, or what its open-file
+/// limit leaves) therefore closes its listener, after taking what is
+/// already queued on it, so that the kernel sends new connections to the
+/// workers that have room; it listens again once it is below
+/// [`RESUME_PERCENT`] of the cap. Its clients never wait on a worker that
+/// cannot take them, and never get a 503 while the daemon has room.
+#[derive(Debug, Clone, Copy)]
+pub struct Listen {
+    pub addr: SocketAddr,
+    /// Connections at which this worker stops listening.
+    pub cap: usize,
+    /// Not listening because it is full; a retry time after a failed rebind.
+    full: bool,
+    retry_at: u64,
+}
+
+impl Listen {
+    pub fn new(addr: SocketAddr, cap: usize) -> Listen {
+        Listen {
+            addr,
+            cap: cap.max(1),
+            full: false,
+            retry_at: 0,
+        }
+    }
+
+    /// Connections at which a full worker listens again.
+    pub fn resume_at(&self) -> usize {
+        self.cap * RESUME_PERCENT / 100
+    }
 }
 
 impl Server {
@@ -165,6 +209,7 @@ impl Server {
             expired: Vec::new(),
             cluster: None,
             sibling_connections: 0,
+            listen: None,
         })
     }
 
@@ -177,17 +222,24 @@ impl Server {
         self.timers.insert(self.now_ms(), Timer::Publish);
     }
 
+    /// Makes this worker close its listener at `listen.cap` connections and
+    /// listen again below [`RESUME_PERCENT`] of it (see [`Listen`]).
+    pub fn stop_listening_when_full(&mut self, listen: Listen) {
+        log::info!(
+            "stops listening at {} connections, listens again at {}",
+            listen.cap,
+            listen.resume_at()
+        );
+        self.listen = Some(listen);
+    }
+
     fn publish(&mut self, now: u64) {
         let Some(cluster) = &self.cluster else { return };
         self.metrics.logs_tailed = self.engine.tails_len() as u64;
         if let Err(e) = cluster.publish(&self.metrics, self.engine.subscriber_counts()) {
             log::warn!("cannot publish worker state: {e}");
         }
-        let others = cluster.others();
-        self.sibling_connections = others
-            .iter()
-            .map(|s| s.values.first().copied().unwrap_or(0) as usize)
-            .sum();
+        self.sibling_connections = cluster.sibling_connections();
         self.timers
             .insert(now + crate::cluster::PUBLISH_MS, Timer::Publish);
     }
@@ -233,6 +285,7 @@ impl Server {
                 self.accept_all();
             }
             self.run_work();
+            self.relisten_if_room();
         }
     }
 
@@ -277,7 +330,11 @@ impl Server {
                         self.accept_starved = false;
                         log::info!("accept: descriptors available again");
                     }
-                    self.admit(socket, peer)
+                    self.admit(socket, peer);
+                    if self.listen.is_some_and(|l| self.conns.len() >= l.cap) {
+                        self.stop_listening();
+                        return;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -285,6 +342,76 @@ impl Server {
             }
         }
         self.accept_backlog = !self.accept_paused;
+    }
+
+    /// Full: takes the connections the kernel has already queued on this
+    /// listener (closing it would reset them), then closes it, so that new
+    /// connections go to the workers that have room. The cap leaves
+    /// descriptors for this (see `run_worker`); what a full queue holds
+    /// beyond them is reset, as Linux resets the queue of any listener that
+    /// closes (`net.ipv4.tcp_migrate_req=1` hands it to the others).
+    fn stop_listening(&mut self) {
+        let Some(mut listener) = self.listener.take() else {
+            return;
+        };
+        let mut taken = 0usize;
+        loop {
+            match listener.accept() {
+                Ok((socket, peer)) => {
+                    self.admit_queued(socket, peer);
+                    taken += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    log::warn!("accept while closing a full listener: {e}");
+                    break;
+                }
+            }
+        }
+        let _ = self.poll.registry().deregister(&mut listener);
+        drop(listener);
+        self.metrics.listen_stops += 1;
+        if let Some(l) = self.listen.as_mut() {
+            l.full = true;
+        }
+        log::info!(
+            "full at {} connections ({taken} taken from the queue): stopped listening",
+            self.conns.len()
+        );
+    }
+
+    /// A worker that closed its listener when full listens again once it
+    /// is below [`RESUME_PERCENT`] of its cap.
+    fn relisten_if_room(&mut self) {
+        let Some(l) = self.listen else { return };
+        if !l.full || self.conns.len() > l.resume_at() || self.now_ms() < l.retry_at {
+            return;
+        }
+        let listener = crate::listener::bind(l.addr, true).and_then(|std| {
+            let mut listener = TcpListener::from_std(std);
+            self.poll
+                .registry()
+                .register(&mut listener, LISTENER, Interest::READABLE)?;
+            Ok(listener)
+        });
+        match listener {
+            Ok(listener) => {
+                self.listener = Some(listener);
+                if let Some(l) = self.listen.as_mut() {
+                    l.full = false;
+                }
+                log::info!("at {} connections: listening again", self.conns.len());
+                self.accept_all();
+            }
+            Err(e) => {
+                log::warn!("cannot listen again on {}: {e}", l.addr);
+                let at = self.now_ms() + RELISTEN_RETRY_MS;
+                if let Some(l) = self.listen.as_mut() {
+                    l.retry_at = at;
+                }
+            }
+        }
     }
 
     /// Out of descriptors (EMFILE, ENFILE) or kernel memory: stop accepting
@@ -308,11 +435,26 @@ impl Server {
         }
     }
 
-    fn admit(&mut self, mut socket: TcpStream, peer: SocketAddr) {
+    fn admit(&mut self, socket: TcpStream, peer: SocketAddr) {
         if self.at_connection_limit() {
             self.refuse(socket);
             return;
         }
+        self.register_conn(socket, peer);
+    }
+
+    /// A connection queued on a listener that is closing because this
+    /// worker is full: taken over its own cap (into the descriptors kept
+    /// for this), refused only at the whole daemon's limit.
+    fn admit_queued(&mut self, socket: TcpStream, peer: SocketAddr) {
+        if self.at_daemon_limit() {
+            self.refuse(socket);
+            return;
+        }
+        self.register_conn(socket, peer);
+    }
+
+    fn register_conn(&mut self, mut socket: TcpStream, peer: SocketAddr) {
         let _ = socket.set_nodelay(true);
         let entry = self.conns.vacant_entry();
         let key = entry.key();
@@ -336,12 +478,13 @@ impl Server {
     /// This reactor's own cap, and in a worker also the whole daemon's
     /// (its siblings' connections as of their last snapshot).
     fn at_connection_limit(&self) -> bool {
-        let own = self.conns.len();
-        if own >= self.config.max_connections {
-            return true;
-        }
+        self.conns.len() >= self.config.max_connections || self.at_daemon_limit()
+    }
+
+    /// The whole daemon's `--max-connections`, in a worker.
+    fn at_daemon_limit(&self) -> bool {
         match &self.cluster {
-            Some(c) => own + self.sibling_connections >= c.max_connections,
+            Some(c) => self.conns.len() + self.sibling_connections >= c.max_connections,
             None => false,
         }
     }

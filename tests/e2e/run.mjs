@@ -571,6 +571,34 @@ scenario('the list comes a page at a time: "Load older logs" appends the next pa
 
 // ------------------------------------------------------------------ runner
 
+scenario('the benchmark report (scripts/report.py on sample data) is self-contained and draws its charts', async () => {
+  // Rendered from fixed sample data, opened from a file with scripts off:
+  // the page must need nothing but itself.
+  const file = path.join(TMP, 'sample-report.html');
+  const { execFileSync } = await import('node:child_process');
+  fs.writeFileSync(file, execFileSync('python3', ['scripts/report.py', 'tests/report/sample'], { encoding: 'utf8' }));
+  const { context, page, watch } = await newPage(ctx.browser, { javaScriptEnabled: false, viewport: { width: 1360, height: 900 } });
+  try {
+    await page.goto('file://' + file);
+    const outside = watch.requests.filter((r) => !r.endsWith(file));
+    eq(outside.length, 0, `requests besides the file itself (${outside.join(', ')})`);
+    const svgs = await page.$$eval('svg', (els) => els.map((e) => e.getBoundingClientRect().width));
+    eq(svgs.length, 6, 'charts (CDF, memory, CPU for 2 stream counts)');
+    check(svgs.every((w) => w > 300), `every chart is drawn: widths ${svgs}`);
+    const curves = await page.$$eval('svg path', (els) => els.length);
+    eq(curves, 6, 'CDF curves (3 implementations x 2 stream counts)');
+    const text = await page.textContent('body');
+    for (const want of ['logcast-w2', 'nchan', 'floor, reader', 'user memory B/stream']) {
+      check(text.includes(want), `report mentions "${want}"`);
+    }
+    noBrowserErrors(watch, 'report: ');
+    await page.screenshot({ path: path.join(OUT, 'report-sample.png'), fullPage: true });
+  } finally {
+    await context.close();
+  }
+  return 'screenshot report-sample.png';
+});
+
 async function main() {
   let passed = 0, failed = 0;
   fs.mkdirSync(LOG_DIR, { recursive: true });

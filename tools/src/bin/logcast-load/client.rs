@@ -39,6 +39,9 @@ pub struct Config {
     pub streams: usize,
     /// Connections started per second; 0 = as fast as possible.
     pub ramp: f64,
+    /// At most this many started connections without their response head
+    /// yet (0 = no limit): a closed-loop ramp.
+    pub max_pending: usize,
     /// Source addresses to bind to before connecting; empty = let the kernel pick.
     pub sources: Vec<Ipv4Addr>,
     /// Source ports to use with `sources` (inclusive).
@@ -235,46 +238,81 @@ impl Worker {
     }
 
     fn open(&self, global: usize) -> io::Result<TcpStream> {
+        // A connect from an explicitly bound port fails with EADDRNOTAVAIL
+        // when that 4-tuple is already in use (a connection of another
+        // program from the same source port to the same server port, or one
+        // still in TIME_WAIT): try another port, as the kernel's own search
+        // would have.
+        let mut tries = 0;
+        loop {
+            let fd = self.bound_socket(global, tries > 0)?;
+            match rustix::net::connect_v4(&fd, &self.cfg.target) {
+                Ok(()) => {}
+                Err(e) if e == rustix::io::Errno::INPROGRESS => {}
+                Err(e)
+                    if e == rustix::io::Errno::ADDRNOTAVAIL
+                        && !self.cfg.sources.is_empty()
+                        && tries < 32 =>
+                {
+                    tries += 1;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            return Ok(TcpStream::from_std(std::net::TcpStream::from(fd)));
+        }
+    }
+
+    /// A nonblocking socket, bound to connection `global`'s source address
+    /// and port when sources are given (a random port when `random_port`).
+    fn bound_socket(&self, global: usize, random_port: bool) -> io::Result<std::os::fd::OwnedFd> {
         let fd = rustix::net::socket_with(
             AddressFamily::INET,
             SocketType::STREAM,
             SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
             None,
         )?;
-        if !self.cfg.sources.is_empty() {
-            // The source port is chosen here, not by bind(addr, 0): the
-            // kernel's search for a free port to bind scans the bound ports
-            // and, with tens of thousands bound, costs milliseconds per
-            // socket (a 100,000-stream ramp stalls in inet_csk_get_port).
-            // Global connection g takes port lo + g / K of address g % K,
-            // so the workers never pick the same one; a port taken by
-            // someone else is replaced by a random one.
-            // SO_REUSEADDR: a port whose last connection is in TIME_WAIT
-            // may be bound again.
-            rustix::net::sockopt::set_socket_reuseaddr(&fd, true)?;
-            let k = self.cfg.sources.len();
-            let src = self.cfg.sources[global % k];
-            let (lo, hi) = self.cfg.port_range;
-            let span = (hi - lo) as usize + 1;
-            let mut port = lo + ((global / k) % span) as u16;
-            let mut tries = 0;
-            loop {
-                match rustix::net::bind_v4(&fd, &SocketAddrV4::new(src, port)) {
-                    Ok(()) => break,
-                    Err(e) if e == rustix::io::Errno::ADDRINUSE && tries < 32 => {
-                        tries += 1;
-                        port = lo + (rand::random::<u32>() as usize % span) as u16;
-                    }
-                    Err(e) => return Err(e.into()),
+        if self.cfg.sources.is_empty() {
+            return Ok(fd);
+        }
+        // The source port is chosen here, not by bind(addr, 0): the
+        // kernel's search for a free port to bind scans the bound ports
+        // and, with tens of thousands bound, costs milliseconds per
+        // socket (a 100,000-stream ramp stalls in inet_csk_get_port).
+        // Global connection g takes port lo + g / K of address g % K,
+        // so the workers never pick the same one; a port taken by
+        // someone else is replaced by a random one.
+        // SO_REUSEADDR: a port whose last connection is in TIME_WAIT
+        // may be bound again.
+        rustix::net::sockopt::set_socket_reuseaddr(&fd, true)?;
+        let k = self.cfg.sources.len();
+        let src = self.cfg.sources[global % k];
+        let (lo, hi) = self.cfg.port_range;
+        let span = (hi - lo) as usize + 1;
+        let random = || lo + (rand::random::<u32>() as usize % span) as u16;
+        let mut port = if random_port {
+            random()
+        } else {
+            lo + ((global / k) % span) as u16
+        };
+        let mut tries = 0;
+        loop {
+            match rustix::net::bind_v4(&fd, &SocketAddrV4::new(src, port)) {
+                Ok(()) => return Ok(fd),
+                Err(e) if e == rustix::io::Errno::ADDRINUSE && tries < 32 => {
+                    tries += 1;
+                    port = random();
                 }
+                Err(e) => return Err(e.into()),
             }
         }
-        match rustix::net::connect_v4(&fd, &self.cfg.target) {
-            Ok(()) => {}
-            Err(e) if e == rustix::io::Errno::INPROGRESS => {}
-            Err(e) => return Err(e.into()),
-        }
-        Ok(TcpStream::from_std(std::net::TcpStream::from(fd)))
+    }
+
+    /// Started connections still waiting for their response head are at
+    /// `--max-pending`.
+    fn too_many_pending(&self) -> bool {
+        self.cfg.max_pending > 0
+            && self.conns.len().saturating_sub(self.resolved) >= self.cfg.max_pending
     }
 
     fn start_one(&mut self, poll: &Poll) {
@@ -552,7 +590,6 @@ impl Worker {
         let mut ready = false;
         let mut last_progress = Instant::now();
         let mut cpu_at_ready = 0u64;
-        let me = std::process::id();
         loop {
             if control.stop.load(Ordering::SeqCst) || self.start.elapsed() > self.cfg.deadline {
                 break;
@@ -566,11 +603,17 @@ impl Worker {
             };
             // at most 256 at a time, so that established ones are served
             let mut budget = 256;
-            while self.conns.len() < due && budget > 0 && !control.stop.load(Ordering::Relaxed) {
+            while self.conns.len() < due
+                && budget > 0
+                && !self.too_many_pending()
+                && !control.stop.load(Ordering::Relaxed)
+            {
                 self.start_one(&poll);
                 budget -= 1;
             }
-            let timeout = if self.conns.len() < due {
+            let timeout = if self.conns.len() < due && self.too_many_pending() {
+                Duration::from_millis(10) // an answer frees a slot (and wakes us)
+            } else if self.conns.len() < due {
                 Duration::ZERO
             } else if self.conns.len() < self.cfg.streams {
                 if self.cfg.ramp > 0.0 {
@@ -598,7 +641,7 @@ impl Worker {
             if !ready && self.conns.len() == self.cfg.streams && self.resolved == self.cfg.streams {
                 ready = true;
                 self.totals.ramp_ms = self.start.elapsed().as_millis() as u64;
-                cpu_at_ready = crate::procstat::cpu_ticks(me).unwrap_or(0);
+                cpu_at_ready = crate::procstat::own_ticks().unwrap_or(0);
                 on_progress(&self.totals, true);
             } else if !ready && last_progress.elapsed() >= Duration::from_secs(2) {
                 last_progress = Instant::now();
@@ -606,7 +649,7 @@ impl Worker {
             }
         }
         if ready {
-            let now = crate::procstat::cpu_ticks(me).unwrap_or(0);
+            let now = crate::procstat::own_ticks().unwrap_or(0);
             self.totals.self_cpu_ticks = now.saturating_sub(cpu_at_ready);
         }
         let written = control.written.load(Ordering::SeqCst);

@@ -46,11 +46,17 @@ usage: logcast-load [OPTIONS]
   --host H --port N --path P   the same, in parts (default 127.0.0.1:5000 /)
   --streams N           concurrent streams (default 1000)
   --ramp N              connections started per second, all processes (default 2000; 0 = no limit)
+  --max-pending N       at most N connections per process waiting for their response head
+                        (default 0 = no limit): the ramp then follows what the server
+                        accepts instead of overflowing its listen queues (whose
+                        overflow ends in SYN-ACK retries and resets)
   --hold SECS           how long to hold the streams once all are connected (default 10)
   --source-addrs A,B    source addresses to spread connections over (127.x.y.z)
   --source-count K      the same: 127.0.0.1 .. 127.0.0.K (default: 1 per 25,000 streams)
   --processes P         worker processes (default: one per 18,000 streams)
   --timeout SECS        connect + response head deadline per stream (default 10)
+  --ready-timeout SECS  give up waiting for every stream to connect after this
+                        (default 2 x streams / ramp + --timeout + 60)
   --mark-file PATH      append `MARK <unix-ns> <seq>` lines to this log during the hold
                         (created before the streams connect when missing)
   --publish-url URL     POST each mark (`MARK <unix-ns> <seq>`, no newline) to URL as well
@@ -85,6 +91,8 @@ struct Opts {
     path: String,
     streams: usize,
     ramp: f64,
+    max_pending: usize,
+    ready_timeout: Option<f64>,
     hold: f64,
     sources: Vec<Ipv4Addr>,
     processes: Option<usize>,
@@ -141,6 +149,8 @@ fn parse_opts() -> Opts {
         path: "/".into(),
         streams: 1000,
         ramp: 2000.0,
+        max_pending: 0,
+        ready_timeout: None,
         hold: 10.0,
         sources: Vec::new(),
         processes: None,
@@ -215,6 +225,8 @@ fn parse_opts() -> Opts {
             "--path" => o.path = v,
             "--streams" => o.streams = num(&name, &v),
             "--ramp" => o.ramp = num(&name, &v),
+            "--max-pending" => o.max_pending = num(&name, &v),
+            "--ready-timeout" => o.ready_timeout = Some(num(&name, &v)),
             "--hold" => o.hold = num(&name, &v),
             "--source-addrs" => {
                 o.sources = v
@@ -287,19 +299,6 @@ fn for_log(template: &str, i: usize) -> String {
     template.replace("{i}", &i.to_string())
 }
 
-/// Raises the soft open-file limit to the hard limit; returns the new soft limit.
-fn raise_nofile() -> u64 {
-    use rustix::process::{getrlimit, setrlimit, Resource};
-    let mut lim = getrlimit(Resource::Nofile);
-    if lim.current != lim.maximum {
-        lim.current = lim.maximum;
-        if let Err(e) = setrlimit(Resource::Nofile, lim) {
-            eprintln!("logcast-load: cannot raise RLIMIT_NOFILE: {e}");
-        }
-    }
-    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
-}
-
 fn resolve(host: &str, port: u16) -> SocketAddrV4 {
     let host = if host == "localhost" {
         "127.0.0.1"
@@ -337,7 +336,7 @@ fn request(o: &Opts) -> (Vec<u8>, Option<Vec<u8>>) {
 // ---------------------------------------------------------------- worker
 
 fn worker_main(o: Opts) {
-    raise_nofile();
+    logcast::sys::raise_nofile_limit();
     let (request, request_rest) = request(&o);
     let cfg = Config {
         target: resolve(&o.host, o.port),
@@ -347,6 +346,7 @@ fn worker_main(o: Opts) {
         time_lines: o.time_lines,
         streams: o.streams,
         ramp: o.ramp,
+        max_pending: o.max_pending,
         sources: o.sources.clone(),
         port_range: local_port_range(),
         index: o.child_index,
@@ -520,6 +520,8 @@ struct Report {
     cpu_source: &'static str,
     hold_window_secs: f64,
     loadgen_cpu_pct: f64,
+    /// The worker processes' resident memory while the streams are held.
+    loadgen_rss_kib: u64,
     target: String,
 }
 
@@ -739,8 +741,10 @@ impl Report {
         row(
             "load generator",
             format!(
-                "{:.1} % CPU during the hold (all workers)",
-                self.loadgen_cpu_pct
+                "{:.1} % CPU during the hold, {} KiB resident (all workers) = {:.0} B per stream",
+                self.loadgen_cpu_pct,
+                self.loadgen_rss_kib,
+                self.loadgen_rss_kib as f64 * 1024.0 / self.merged.totals.connected.max(1) as f64
             ),
         );
         s
@@ -773,7 +777,7 @@ impl Report {
                 "\"mark_first_ms\": {{\"mean\": {:.3}, \"max\": {:.3}}}, \"mark_spread_ms\": {{\"mean\": {:.3}, \"max\": {:.3}}}, \"marks_lost\": {}, ",
                 "\"rss_base_kib\": {}, \"rss_kib\": {}, \"rss_end_kib\": {}, \"rss_per_stream_bytes\": {}, ",
                 "\"cpu_idle_pct\": {}, \"cpu_hold_pct\": {}, \"hold_window_secs\": {:.3}, \"cpu_marks_secs\": {}, \"cpu_per_event_us\": {}, ",
-                "\"cpu_source\": \"{}\", \"cpu_marks_secs_ticks\": {}, \"clk_tck\": {}, \"loadgen_cpu_pct\": {:.2}}}"
+                "\"cpu_source\": \"{}\", \"cpu_marks_secs_ticks\": {}, \"clk_tck\": {}, \"loadgen_cpu_pct\": {:.2}, \"loadgen_rss_kib\": {}, \"latency_cdf_ms\": [{}]}}"
             ),
             self.target,
             t.attempted,
@@ -837,8 +841,23 @@ impl Report {
             daemon(format!("{:.3}", self.cpu_marks_secs_ticks)),
             self.clk,
             self.loadgen_cpu_pct,
+            self.loadgen_rss_kib,
+            latency_cdf(l),
         )
     }
+}
+
+/// The latency distribution as `[percentile, ms]` pairs (every whole
+/// percentile, then 99.5, 99.9 and 100), for a report's CDF plot.
+fn latency_cdf(h: &Histogram) -> String {
+    if h.count() == 0 {
+        return String::new();
+    }
+    let points = (0..100).map(f64::from).chain([99.5, 99.9, 100.0]);
+    let pairs: Vec<String> = points
+        .map(|p| format!("[{p}, {:.3}]", ms(h.percentile(p))))
+        .collect();
+    pairs.join(", ")
 }
 
 enum Msg {
@@ -847,7 +866,7 @@ enum Msg {
 }
 
 fn parent_main(o: Opts) {
-    let soft = raise_nofile();
+    let soft = logcast::sys::raise_nofile_limit();
     let per_proc_max = 19_000usize.min(soft.saturating_sub(100) as usize).max(1);
     let processes = o
         .processes
@@ -925,8 +944,11 @@ fn parent_main(o: Opts) {
     } else {
         5.0
     };
-    let deadline =
-        ramp_secs + o.timeout + o.idle_secs + o.hold + o.drain_ms as f64 / 1000.0 + 120.0;
+    let ready_secs = o
+        .ready_timeout
+        .unwrap_or(2.0 * ramp_secs + o.timeout + 60.0);
+    // Workers stop by themselves after this, whatever the parent says.
+    let deadline = ready_secs + o.idle_secs + o.hold + o.drain_ms as f64 / 1000.0 + 120.0;
     let exe = std::env::current_exe().unwrap_or_else(|e| die(&format!("current_exe: {e}")));
     let src_arg: Vec<String> = sources.iter().map(|a| a.to_string()).collect();
     let (tx, rx) = mpsc::channel::<Msg>();
@@ -939,6 +961,7 @@ fn parent_main(o: Opts) {
             .args(["--port", &o.port.to_string()])
             .args(["--streams", &n.to_string()])
             .args(["--ramp", &(o.ramp / processes as f64).to_string()])
+            .args(["--max-pending", &o.max_pending.to_string()])
             .args(["--timeout", &o.timeout.to_string()])
             .args(["--child-index", &i.to_string()])
             .args(["--child-count", &processes.to_string()])
@@ -990,7 +1013,7 @@ fn parent_main(o: Opts) {
     // per worker: (ready, attempted, connected, failed) from its last line
     let mut progress = vec![(false, 0u64, 0u64, 0u64); processes];
     let mut results: Vec<Option<String>> = vec![None; processes];
-    let wait_until = Instant::now() + Duration::from_secs_f64(2.0 * ramp_secs + o.timeout + 60.0);
+    let wait_until = Instant::now() + Duration::from_secs_f64(ready_secs);
     let mut last_report = Instant::now();
     let mut incomplete = false;
     let sum = |p: &[(bool, u64, u64, u64)]| {
@@ -1050,6 +1073,8 @@ fn parent_main(o: Opts) {
         std::thread::sleep(Duration::from_millis(500));
     }
     let held = procstat::sample(&pids);
+    let own: Vec<u32> = children.iter().map(Child::id).collect();
+    let loadgen_held = procstat::sample(&own);
     let mut cpu_idle_pct = None;
     if o.idle_secs > 0.0 && !incomplete {
         let t0 = Instant::now();
@@ -1253,6 +1278,7 @@ fn parent_main(o: Opts) {
         cpu_marks_secs_ticks,
         cpu_source,
         hold_window_secs,
+        loadgen_rss_kib: loadgen_held.rss_kib,
         target: format!("http://{}:{}{}", o.host, o.port, o.path),
     };
     if o.json {

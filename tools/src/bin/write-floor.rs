@@ -30,6 +30,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use logcast::sys::{clk_tck, raise_nofile_limit as raise_nofile, thread_cpu_ns};
+
 const USAGE: &str = "\
 usage: write-floor [--sockets N] [--rounds R] [--frame-bytes B] [--pause-ms MS] [--spread] [--drain] [--client-cpu N] [--nodelay] [--json]
   --sockets N       established loopback connections (default 10000)
@@ -70,42 +72,9 @@ fn num<T: std::str::FromStr>(opt: &str, v: Option<&String>) -> T {
         .unwrap_or_else(|_| die(&format!("{opt}: invalid value '{v}'")))
 }
 
-fn raise_nofile() -> u64 {
-    use rustix::process::{getrlimit, setrlimit, Resource};
-    let mut lim = getrlimit(Resource::Nofile);
-    if lim.current != lim.maximum {
-        lim.current = lim.maximum;
-        let _ = setrlimit(Resource::Nofile, lim);
-    }
-    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
-}
-
-/// On-CPU nanoseconds of the calling thread. The kernel brings a running
-/// thread's count up to date only at scheduler ticks (4 ms at HZ=250) or when
-/// it is switched out: sched_yield() first makes the reading exact.
-fn thread_cpu_ns() -> Option<u64> {
-    rustix::process::sched_yield();
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    s.split_whitespace().next()?.parse().ok()
-}
-
 /// utime + stime of this process, in clock ticks.
 fn process_ticks() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let rest = &s[s.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-}
-
-fn clk_tck() -> u64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .filter(|&t: &u64| t > 0)
-        .unwrap_or(100)
+    logcast::sys::cpu_ticks(logcast::sys::Proc::Current)
 }
 
 /// The helper: connect N sockets to ADDR, say "OK", hold them (optionally
