@@ -46,6 +46,7 @@ pub mod json;
 pub mod listener;
 pub mod logs;
 pub mod metrics;
+pub mod reply;
 pub mod routes;
 pub mod server;
 pub mod sse;

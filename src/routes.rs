@@ -36,6 +36,15 @@ pub enum Endpoint {
     /// on an `/api/` path.
     Preflight,
     Stream(StreamRequest),
+    Raw(RawRequest),
+}
+
+/// `GET /api/logs/<id>/raw`: the file itself (the range is in the head).
+#[derive(Debug, PartialEq, Eq)]
+pub struct RawRequest {
+    pub id: String,
+    /// `?download=1`: `Content-Disposition: attachment`.
+    pub download: bool,
 }
 
 /// Where a stream should start.
@@ -83,7 +92,23 @@ pub fn route(head: &RequestHead) -> Result<Endpoint, Response> {
             }
             Ok(Endpoint::Stream(stream_request(id, head, &query)?))
         }
+        ["api", "logs", id, "raw"] => {
+            let id = log_id(id)?;
+            let download = download(&query)?;
+            get_only(head, "GET, HEAD", || {
+                Endpoint::Raw(RawRequest { id, download })
+            })
+        }
         _ => Err(Response::error(404, "not found")),
+    }
+}
+
+/// `?download=1` (or `true`); `0`, `false` or no parameter: shown inline.
+fn download(query: &Query<'_>) -> Result<bool, Response> {
+    match query.get("download").as_deref() {
+        None | Some("0" | "false") => Ok(false),
+        Some("1" | "true" | "") => Ok(true),
+        Some(_) => Err(Response::error(400, "download must be 1 or 0")),
     }
 }
 
@@ -238,6 +263,8 @@ mod tests {
             authorization: None,
             origin: None,
             preflight: false,
+            range: None,
+            if_none_match: None,
         }
     }
 
@@ -296,6 +323,31 @@ mod tests {
         ] {
             assert_eq!(status(Method::Get, target), 404, "{target}");
         }
+    }
+
+    #[test]
+    fn raw_parameters() {
+        assert_eq!(
+            route(&head(Method::Get, "/api/logs/abc/raw?download=1")),
+            Ok(Endpoint::Raw(RawRequest {
+                id: "abc".into(),
+                download: true
+            }))
+        );
+        assert_eq!(
+            route(&head(Method::Head, "/api/logs/abc/raw")),
+            Ok(Endpoint::Raw(RawRequest {
+                id: "abc".into(),
+                download: false
+            }))
+        );
+        assert_eq!(status(Method::Get, "/api/logs/abc/raw?download=yes"), 400);
+        assert_eq!(status(Method::Post, "/api/logs/abc/raw"), 405);
+        assert_eq!(
+            status(Method::Get, "/api/logs/..%2f..%2fetc%2fpasswd/raw"),
+            404
+        );
+        assert_eq!(status(Method::Get, "/api/logs/%2e%2e/raw"), 404);
     }
 
     #[test]

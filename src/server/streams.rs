@@ -59,6 +59,7 @@ impl Server {
         self.engine.run(now, &mut self.conns, &mut self.metrics);
         self.engine_effects();
         self.run_index(now);
+        self.run_files();
     }
 
     /// The change-notification descriptor is readable.
