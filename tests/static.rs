@@ -51,6 +51,8 @@ fn a_matching_if_none_match_gets_304_without_a_body() {
             assert_eq!(r.status, 304, "{method} {value}");
             assert_eq!(r.header("etag"), Some(tag.as_str()), "{method} {value}");
             assert_eq!(r.header("cache-control"), Some("no-cache"));
+            // No length either: clients framing by it alone would wait for a body.
+            assert_eq!(r.header("content-length"), None, "{method} {value}");
             assert!(
                 r.body.is_empty() && rest.is_empty(),
                 "{method} {value}: a body"

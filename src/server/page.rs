@@ -33,7 +33,7 @@ pub(super) fn page(head: &RequestHead) -> Response {
         .as_deref()
         .is_some_and(|tags| etag::if_none_match(tags, PAGE_ETAG));
     let response = if unchanged {
-        Response::announcing(304, HTML, PAGE.len() as u64)
+        Response::new(304, HTML, &b""[..])
     } else {
         Response::new(200, HTML, PAGE.as_bytes()).header("Content-Security-Policy", PAGE_CSP)
     };

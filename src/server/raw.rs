@@ -58,7 +58,7 @@ impl Server {
             .as_deref()
             .is_some_and(|tags| etag::if_none_match(tags, &tag));
         if unchanged {
-            let response = Response::announcing(304, TEXT, size);
+            let response = Response::new(304, TEXT, &b""[..]);
             return (validators(response, tag, &meta), None);
         }
         // RFC 9110 section 14.2: `Range` is for GET only; HEAD describes
