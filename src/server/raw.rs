@@ -251,8 +251,8 @@ impl Server {
     }
 }
 
-/// A weak tag from the file's identity, size and change time: a log that
-/// grows or is replaced gets a new one. Weak, because a change time is
+/// A weak tag from the file's identity, size and modification time: a log
+/// that grows or is replaced gets a new one. Weak, because that time is
 /// coarse (a few ms on some file systems): a rewrite of the same length
 /// within one tick could keep it.
 fn entity_tag(meta: &Metadata) -> String {
