@@ -1,4 +1,5 @@
-//! Wall-clock formatting: RFC 3339 timestamps in UTC, written by hand because
+//! Wall-clock formatting: RFC 3339 timestamps and HTTP dates (RFC 9110
+//! section 5.6.7, for `Last-Modified`) in UTC, written by hand because
 //! the only calendar arithmetic logcast needs is days-to-civil-date (Howard
 //! Hinnant's `civil_from_days`), which is a dozen lines.
 
@@ -16,6 +17,26 @@ pub fn rfc3339(t: SystemTime) -> String {
         (rem / 60) % 60,
         rem % 60,
         since.subsec_millis()
+    )
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT` (IMF-fixdate, RFC 9110 section 5.6.7).
+pub fn http_date(t: SystemTime) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let days = secs / 86_400;
+    let (year, month, day) = civil_from_days(days as i64);
+    let rem = secs % 86_400;
+    format!(
+        "{}, {day:02} {} {year:04} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize], // 1970-01-01 was a Thursday
+        MONTHS[(month - 1) as usize],
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60,
     )
 }
 
@@ -58,5 +79,9 @@ mod tests {
         assert_eq!(rfc3339(t), "2026-11-27T18:02:06.123Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
+        assert_eq!(http_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 GMT");
+        let rfc_example = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(http_date(rfc_example), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(http_date(t), "Fri, 27 Nov 2026 18:02:06 GMT");
     }
 }

@@ -1,5 +1,8 @@
 //! One client connection: its socket, its role (HTTP, log stream or events),
-//! the phase of its life with that phase's deadline, and its output buffer. The socket is registered once for read and write readiness
+//! the phase of its life with that phase's deadline, and its output buffer,
+//! which an HTTP response's body may follow from elsewhere
+//! ([`crate::reply`]: fixed bytes written beside it with `writev`, or a file
+//! sent as the socket drains). The socket is registered once for read and write readiness
 //! (edge-triggered, as sozu does): a writable edge only fires after a write
 //! hit `WouldBlock`, so permanent write interest costs no wakeups and saves
 //! two `epoll_ctl` calls per short write. `writable` remembers the last edge.
@@ -8,13 +11,14 @@
 //! heap at all (its buffers are released when empty); only a stream whose
 //! socket is full holds the unsent rest of one event plus small control frames.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 
 use mio::net::TcpStream;
 
 pub use crate::engine::StreamState;
-use crate::http::{BodyDecoder, RequestHead};
+use crate::http::{BodyDecoder, RequestHead, Response};
 pub use crate::logs::changes::Subscription;
+use crate::reply::{FileBody, Reply, Sent};
 use crate::timer::TimerId;
 
 /// Above this much unsent output a connection stops reading requests until
@@ -23,6 +27,10 @@ pub const OUT_HIGH_WATER: usize = 64 * 1024;
 
 /// An HTTP connection's buffers keep up to this capacity between requests.
 const HTTP_BUF_KEEP: usize = 16 * 1024;
+
+/// Fixed bodies from this size on are written from where they lie (with
+/// `writev`); smaller ones cost less copied than as a second piece.
+const STATIC_MIN: usize = 1024;
 
 #[derive(Debug)]
 pub struct Conn {
@@ -75,6 +83,10 @@ pub enum Phase {
     /// Sending events. `stall_deadline_ms`: its socket has been full since
     /// a stall check; no byte taken by then and it is closed.
     Streaming { stall_deadline_ms: u64 },
+    /// Sending a file body ([`Reply::File`]); no request is read meanwhile.
+    /// Closed at `stall_deadline_ms`, which every byte the socket takes
+    /// moves to a stall timeout later.
+    SendingFile { stall_deadline_ms: u64 },
     /// The client shut its side: answer what it already sent, then close.
     PeerClosed { deadline_ms: u64 },
     /// Send what is queued, then close (an error, `Connection: close`, a
@@ -93,7 +105,9 @@ impl Phase {
             | Phase::PeerClosed { deadline_ms }
             | Phase::Closing { deadline_ms }
             | Phase::Lingering { deadline_ms } => deadline_ms,
-            Phase::Streaming { stall_deadline_ms } => stall_deadline_ms,
+            Phase::Streaming { stall_deadline_ms } | Phase::SendingFile { stall_deadline_ms } => {
+                stall_deadline_ms
+            }
         }
     }
 }
@@ -103,13 +117,16 @@ pub struct HttpState {
     /// Input not yet parsed (a partial head, or requests held back while the
     /// output is over [`OUT_HIGH_WATER`]).
     pub buf: Vec<u8>,
-    /// How much of `buf` was already scanned for the end of a head.
-    pub scanned: usize,
+    /// How much of `buf` was already scanned for the end of a head (at
+    /// most [`crate::http::MAX_HEAD`]; 32 bits keep the state small).
+    pub scanned: u32,
+    /// Requests answered on this connection.
+    pub requests: u32,
     /// Discarding the body of `pending`.
     pub body: Option<BodyDecoder>,
     pub pending: Option<Box<RequestHead>>,
-    /// Requests answered on this connection.
-    pub requests: u32,
+    /// The body that follows `out` on the wire.
+    pub reply: Reply,
 }
 
 /// What a stall check found.
@@ -185,6 +202,76 @@ impl Conn {
         self.phase = Phase::Closing { deadline_ms };
     }
 
+    /// Queues `response`: its head into `out` and its body after it, from
+    /// where it lies if it is fixed bytes of some size. Nothing may be
+    /// queued while a reply is pending ([`Conn::reply_pending`]).
+    pub fn queue(&mut self, response: &Response, head_only: bool) {
+        let Role::Http(h) = &mut self.role else {
+            return response.write_to(&mut self.out, head_only);
+        };
+        debug_assert!(!h.reply.is_pending());
+        match response.body {
+            std::borrow::Cow::Borrowed(body)
+                if body.len() >= STATIC_MIN && !head_only && response.has_body() =>
+            {
+                response.write_head(&mut self.out);
+                h.reply = Reply::Static(body);
+            }
+            _ => response.write_to(&mut self.out, head_only),
+        }
+    }
+
+    /// A file body follows what is queued; the connection sends it before
+    /// it reads another request.
+    pub fn send_file(&mut self, body: FileBody, stall_deadline_ms: u64) {
+        if let Role::Http(h) = &mut self.role {
+            h.reply = Reply::File(Box::new(body));
+            self.phase = Phase::SendingFile { stall_deadline_ms };
+        }
+    }
+
+    /// The file body being sent, if any.
+    pub fn file_body(&mut self) -> Option<&mut FileBody> {
+        match &mut self.role {
+            Role::Http(HttpState {
+                reply: Reply::File(body),
+                ..
+            }) => Some(body),
+            _ => None,
+        }
+    }
+
+    /// Sends up to `max` bytes of the file body (after `out`, which must
+    /// be flushed first); see [`FileBody::send`].
+    pub fn pump_file(&mut self, max: usize, scratch: &mut [u8]) -> (Sent, usize) {
+        debug_assert!(!self.has_output());
+        let Role::Http(HttpState {
+            reply: Reply::File(body),
+            ..
+        }) = &mut self.role
+        else {
+            return (Sent::Finished, 0);
+        };
+        let (outcome, written) = body.send(&self.socket, max, scratch);
+        self.sent = self.sent.wrapping_add(written as u32);
+        if matches!(outcome, Sent::Blocked) {
+            self.writable = false;
+        }
+        (outcome, written)
+    }
+
+    /// Drops the file body (and with it its descriptor).
+    pub fn end_file(&mut self) {
+        if let Role::Http(h) = &mut self.role {
+            h.reply = Reply::default();
+        }
+    }
+
+    /// A body follows `out`: later responses must wait until it is sent.
+    pub fn reply_pending(&self) -> bool {
+        matches!(&self.role, Role::Http(h) if h.reply.is_pending())
+    }
+
     /// Ending: nothing more is queued for it but what is already there.
     pub fn is_closing(&self) -> bool {
         matches!(self.phase, Phase::Closing { .. } | Phase::Lingering { .. })
@@ -243,8 +330,16 @@ impl Conn {
         }
     }
 
+    /// Bytes wait in `out` or in a fixed body after it.
     pub fn has_output(&self) -> bool {
-        self.out_pos < self.out.len()
+        self.out_pos < self.out.len() || !self.static_body().is_empty()
+    }
+
+    fn static_body(&self) -> &'static [u8] {
+        match &self.role {
+            Role::Http(h) => h.reply.static_bytes(),
+            Role::Stream(_) | Role::Events(_) => &[],
+        }
     }
 
     pub fn stream(&self) -> Option<&StreamState> {
@@ -261,10 +356,19 @@ impl Conn {
         }
     }
 
-    /// Writes as much of `out` as the socket takes; returns bytes written too.
+    /// Writes as much of `out`, and of a fixed body after it, as the socket
+    /// takes (one `writev` for both); returns bytes written too.
     pub fn flush(&mut self) -> (Flow, usize) {
-        let (flow, written) = write_until_blocked(&mut self.socket, &self.out[self.out_pos..]);
-        self.out_pos += written;
+        let body = self.static_body();
+        let queued = &self.out[self.out_pos..];
+        let (flow, written) = write_until_blocked(&mut self.socket, queued, body);
+        let from_out = written.min(queued.len());
+        self.out_pos += from_out;
+        if let Role::Http(h) = &mut self.role {
+            if !body.is_empty() {
+                h.reply = Reply::Static(&body[written - from_out..]);
+            }
+        }
         self.sent = self.sent.wrapping_add(written as u32);
         match flow {
             Flow::Done => self.release_output(),
@@ -290,7 +394,7 @@ impl Conn {
     /// order is kept); returns how many went out.
     pub fn write_direct(&mut self, bytes: &[u8]) -> (Flow, usize) {
         debug_assert!(!self.has_output());
-        let (flow, written) = write_until_blocked(&mut self.socket, bytes);
+        let (flow, written) = write_until_blocked(&mut self.socket, bytes, &[]);
         self.sent = self.sent.wrapping_add(written as u32);
         if flow == Flow::WouldBlock {
             self.writable = false;
@@ -321,12 +425,21 @@ impl Conn {
     }
 }
 
-/// Writes `bytes` until done or the socket is full; returns how it ended
-/// and how many bytes went out.
-fn write_until_blocked(socket: &mut TcpStream, bytes: &[u8]) -> (Flow, usize) {
+/// Writes `first` then `second` until done or the socket is full, both in
+/// one vectored write while both have bytes left; returns how it ended and
+/// how many bytes went out.
+fn write_until_blocked(socket: &mut TcpStream, first: &[u8], second: &[u8]) -> (Flow, usize) {
+    let total = first.len() + second.len();
     let mut written = 0;
-    while written < bytes.len() {
-        match socket.write(&bytes[written..]) {
+    while written < total {
+        let result = if written < first.len() && !second.is_empty() {
+            socket.write_vectored(&[IoSlice::new(&first[written..]), IoSlice::new(second)])
+        } else if written < first.len() {
+            socket.write(&first[written..])
+        } else {
+            socket.write(&second[written - first.len()..])
+        };
+        match result {
             Ok(0) => return (Flow::Closed, written),
             Ok(n) => written += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (Flow::WouldBlock, written),

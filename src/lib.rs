@@ -13,7 +13,11 @@
 //!   (`--workers`); [`cluster`] is the little they share: per-worker snapshots
 //!   that make metrics, subscriber counts and the connection limit daemon-wide.
 //! - [`conn`] is one connection: its socket, its phase (reading HTTP requests,
-//!   or streaming a log) and its small bounded output buffer.
+//!   sending a file, or streaming a log) and its small bounded output buffer.
+//!   [`reply`] is what follows that buffer on the wire without being copied
+//!   into it: the page's bytes from the binary (one `writev` with the head),
+//!   or a range of a file (`GET /api/logs/<id>/raw`) sent with `sendfile` a
+//!   bounded piece at a time as the socket drains.
 //! - [`http`] parses request heads with `httparse`, decodes and discards bodies,
 //!   and formats responses. Pure: no I/O, so it is tested byte by byte.
 //! - [`routes`] maps a parsed request to what the server must do.
@@ -49,6 +53,7 @@ pub mod json;
 pub mod listener;
 pub mod logs;
 pub mod metrics;
+pub mod reply;
 pub mod routes;
 pub mod server;
 pub mod sse;

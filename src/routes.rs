@@ -42,6 +42,15 @@ pub enum Endpoint {
     Events {
         since: Option<String>,
     },
+    Raw(RawRequest),
+}
+
+/// `GET /api/logs/<id>/raw`: the file itself (the range is in the head).
+#[derive(Debug, PartialEq, Eq)]
+pub struct RawRequest {
+    pub id: String,
+    /// `?download=1`: `Content-Disposition: attachment`.
+    pub download: bool,
 }
 
 /// Where a stream should start.
@@ -102,7 +111,23 @@ pub fn route(head: &RequestHead) -> Result<Endpoint, Response> {
                 .find(|id| !id.is_empty());
             Ok(Endpoint::Events { since })
         }
+        ["api", "logs", id, "raw"] => {
+            let id = log_id(id)?;
+            let download = download(&query)?;
+            get_only(head, "GET, HEAD", || {
+                Endpoint::Raw(RawRequest { id, download })
+            })
+        }
         _ => Err(Response::error(404, "not found")),
+    }
+}
+
+/// `?download=1` (or `true`); `0`, `false` or no parameter: shown inline.
+fn download(query: &Query<'_>) -> Result<bool, Response> {
+    match query.get("download").as_deref() {
+        None | Some("0" | "false") => Ok(false),
+        Some("1" | "true" | "") => Ok(true),
+        Some(_) => Err(Response::error(400, "download must be 1 or 0")),
     }
 }
 
@@ -280,6 +305,8 @@ mod tests {
             authorization: None,
             origin: None,
             preflight: false,
+            range: None,
+            if_none_match: None,
         }
     }
 
@@ -338,6 +365,31 @@ mod tests {
         ] {
             assert_eq!(status(Method::Get, target), 404, "{target}");
         }
+    }
+
+    #[test]
+    fn raw_parameters() {
+        assert_eq!(
+            route(&head(Method::Get, "/api/logs/abc/raw?download=1")),
+            Ok(Endpoint::Raw(RawRequest {
+                id: "abc".into(),
+                download: true
+            }))
+        );
+        assert_eq!(
+            route(&head(Method::Head, "/api/logs/abc/raw")),
+            Ok(Endpoint::Raw(RawRequest {
+                id: "abc".into(),
+                download: false
+            }))
+        );
+        assert_eq!(status(Method::Get, "/api/logs/abc/raw?download=yes"), 400);
+        assert_eq!(status(Method::Post, "/api/logs/abc/raw"), 405);
+        assert_eq!(
+            status(Method::Get, "/api/logs/..%2f..%2fetc%2fpasswd/raw"),
+            404
+        );
+        assert_eq!(status(Method::Get, "/api/logs/%2e%2e/raw"), 404);
     }
 
     #[test]

@@ -171,12 +171,17 @@ mod tests {
         let Some(a) = cpu_ns(Proc::Current) else {
             return; // no schedstat on this kernel
         };
-        // burn ~50 ms: schedstat advances at scheduler ticks
+        // Burn CPU until schedstat moves (it advances at scheduler ticks; on
+        // a crowded machine 50 ms of wall time may hold no tick of ours).
         let t = std::time::Instant::now();
         let mut x = 0u64;
-        while t.elapsed() < std::time::Duration::from_millis(50) {
-            x = std::hint::black_box(x.wrapping_add(1));
+        let mut advanced = false;
+        while !advanced && t.elapsed() < std::time::Duration::from_secs(10) {
+            for _ in 0..1_000_000 {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+            advanced = cpu_ns(Proc::Current).is_some_and(|b| b > a);
         }
-        assert!(cpu_ns(Proc::Current).is_some_and(|b| b > a));
+        assert!(advanced, "no CPU time counted in 10 s of spinning");
     }
 }

@@ -532,8 +532,13 @@ fn a_subscriber_that_reads_nothing_is_closed_after_the_stall_timeout() {
     let mut more = 0;
     assert!(
         eventually(Duration::from_secs(20), || {
-            more += 1;
-            fs::write(d.log_dir.join(format!("more{more}.log")), b"x\n").expect("write");
+            // Enough changes that the daemon's send buffer (which the
+            // kernel grows while the peer's window is shut) stays full.
+            for _ in 0..200 {
+                more += 1;
+                let name = format!("{long}more{more}.log");
+                fs::write(d.log_dir.join(name), b"x\n").expect("write");
+            }
             std::thread::sleep(Duration::from_millis(100));
             d.metric("logcast_streams_open") == Some(0.0)
         }),

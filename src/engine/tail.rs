@@ -23,6 +23,7 @@ use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use crate::logs::open_regular;
 use crate::sse::{Block, MAX_LINE};
 
 /// Bytes read from the file at once.
@@ -43,23 +44,6 @@ pub enum Change {
     },
     /// Missing for [`DELETED_AFTER_MS`].
     Deleted,
-}
-
-/// Opens a log for reading, refusing anything but a regular file: opening a
-/// FIFO would block the whole reactor until a writer appears, so the open is
-/// non-blocking and the type is checked on the opened descriptor.
-fn open_regular(path: &Path) -> io::Result<(File, fs::Metadata)> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let flags = rustix::fs::OFlags::NONBLOCK.bits() as i32;
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(flags)
-        .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(io::ErrorKind::NotFound.into());
-    }
-    Ok((file, meta))
 }
 
 fn identity(meta: &fs::Metadata) -> (u64, u64) {

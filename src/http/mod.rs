@@ -5,6 +5,8 @@
 
 pub mod body;
 pub mod error;
+pub mod etag;
+pub mod range;
 pub mod request;
 pub mod response;
 

@@ -65,6 +65,11 @@ pub struct RequestHead {
     pub origin: Option<String>,
     /// A CORS preflight: `OPTIONS` with `Access-Control-Request-Method`.
     pub preflight: bool,
+    /// `Range` (several fields are joined into one list, which then asks
+    /// for several ranges).
+    pub range: Option<String>,
+    /// `If-None-Match`, every field joined into one list (RFC 9110 section 5.3).
+    pub if_none_match: Option<String>,
 }
 
 /// Finds the end of a head (`\r\n\r\n`, or a bare `\n\n`, which RFC 9112
@@ -146,6 +151,8 @@ fn build_head(req: &httparse::Request<'_, '_>) -> Result<RequestHead, HttpError>
         authorization: framing.authorization,
         origin: framing.origin,
         preflight: framing.preflight,
+        range: framing.range,
+        if_none_match: framing.if_none_match,
     })
 }
 
@@ -185,6 +192,8 @@ struct Framing {
     authorization: Option<String>,
     origin: Option<String>,
     preflight: bool,
+    range: Option<String>,
+    if_none_match: Option<String>,
 }
 
 impl Framing {
@@ -216,6 +225,10 @@ impl Framing {
                 f.origin = value.map(|v| v.trim().to_string());
             } else if h.name.eq_ignore_ascii_case("access-control-request-method") {
                 f.preflight = true;
+            } else if h.name.eq_ignore_ascii_case("range") {
+                join_list(&mut f.range, value);
+            } else if h.name.eq_ignore_ascii_case("if-none-match") {
+                join_list(&mut f.if_none_match, value);
             }
         }
         Ok(f)
@@ -251,6 +264,20 @@ impl Framing {
             (None, false) if self.transfer_codings == ["chunked"] => Ok(BodyKind::Chunked),
             (None, false) => Err(HttpError::UnsupportedTransferCoding),
         }
+    }
+}
+
+/// Adds a field's value to a list from earlier fields of the same name
+/// (RFC 9110 section 5.3); a value that is not text becomes an element
+/// that matches nothing.
+fn join_list(list: &mut Option<String>, value: Option<&str>) {
+    let value = value.unwrap_or("\u{fffd}").trim();
+    match list {
+        Some(l) => {
+            l.push_str(", ");
+            l.push_str(value);
+        }
+        None => *list = Some(value.to_string()),
     }
 }
 
@@ -386,6 +413,17 @@ mod tests {
         let h =
             head("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
         assert!(h.expect_continue);
+    }
+
+    #[test]
+    fn range_and_validators_are_kept_as_lists() {
+        let h = head("GET / HTTP/1.1\r\nHost: a\r\nRange: bytes=0-4\r\n\r\n");
+        assert_eq!(h.range.as_deref(), Some("bytes=0-4"));
+        assert_eq!(h.if_none_match, None);
+        let h = head(
+            "GET / HTTP/1.1\r\nHost: a\r\nIf-None-Match: \"a\"\r\nif-none-match: W/\"b\" \r\n\r\n",
+        );
+        assert_eq!(h.if_none_match.as_deref(), Some("\"a\", W/\"b\""));
     }
 
     #[test]

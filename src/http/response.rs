@@ -1,6 +1,8 @@
 //! Responses, formatted into the connection's output buffer. Every response
-//! carries `Server: logcast`; every one but 204 carries `Content-Length`
-//! (SPEC section 2). Event streams have their own head, [`stream_head`].
+//! carries `Server: logcast`; every one but 204 and 304, which have no body,
+//! carries `Content-Length` (SPEC section 2). Event streams have their own head, [`stream_head`].
+//! A body the buffer need not hold (fixed bytes, a file) is announced by
+//! [`Response::write_head`] and sent by the connection from where it lies.
 
 use std::borrow::Cow;
 
@@ -18,6 +20,9 @@ pub struct Response {
     pub headers: Vec<(&'static str, String)>,
     /// Close the connection after this response.
     pub close: bool,
+    /// The length to announce when the bytes are not in `body`: a range of
+    /// a file, or the representation a 304 or a HEAD stands for.
+    pub length: Option<u64>,
 }
 
 impl Response {
@@ -32,6 +37,16 @@ impl Response {
             body: body.into(),
             headers: Vec::new(),
             close: false,
+            length: None,
+        }
+    }
+
+    /// A response whose `length` bytes of body are sent from elsewhere
+    /// (or, for HEAD and 304, not at all).
+    pub fn announcing(status: u16, content_type: &'static str, length: u64) -> Response {
+        Response {
+            length: Some(length),
+            ..Response::new(status, content_type, &b""[..])
         }
     }
 
@@ -57,11 +72,25 @@ impl Response {
     /// Appends the response to `out`; `head_only` for HEAD requests (the
     /// headers still announce the body's length, RFC 9110 section 9.3.2).
     pub fn write_to(&self, out: &mut Vec<u8>, head_only: bool) {
+        self.write_head(out);
+        if !head_only && self.has_body() {
+            out.extend_from_slice(&self.body);
+        }
+    }
+
+    /// Appends the status line and headers only.
+    pub fn write_head(&self, out: &mut Vec<u8>) {
         write_status_line(out, self.status);
         out.extend_from_slice(b"Server: logcast\r\n");
-        if self.status != 204 {
-            push_header(out, "Content-Type", self.content_type);
-            push_header(out, "Content-Length", &self.body.len().to_string());
+        match self.status {
+            // RFC 9110 section 8.6 would let a 304 announce the length of
+            // the 200 it stands for, but clients that frame by that header
+            // alone (wrk's http_parser) then wait for a body that never comes.
+            204 | 304 => {}
+            _ => {
+                push_header(out, "Content-Type", self.content_type);
+                push_header(out, "Content-Length", &self.len().to_string());
+            }
         }
         for (name, value) in &self.headers {
             push_header(out, name, value);
@@ -70,9 +99,16 @@ impl Response {
             out.extend_from_slice(b"Connection: close\r\n");
         }
         out.extend_from_slice(b"\r\n");
-        if !head_only && self.status != 204 {
-            out.extend_from_slice(&self.body);
-        }
+    }
+
+    /// Whether bytes follow the head (RFC 9110 sections 15.3.5, 15.4.5).
+    pub fn has_body(&self) -> bool {
+        !matches!(self.status, 204 | 304)
+    }
+
+    /// The length `Content-Length` announces.
+    fn len(&self) -> u64 {
+        self.length.unwrap_or(self.body.len() as u64)
     }
 
     /// The whole response as bytes (used to pre-render static responses once).
@@ -161,6 +197,20 @@ mod tests {
         let text = String::from_utf8(r.to_bytes(true)).expect("utf8");
         assert!(text.contains("Content-Length: 2\r\n"));
         assert!(text.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn announced_lengths_have_no_body_here() {
+        let r = Response::announcing(206, TEXT, 1 << 40).header("Content-Range", "x");
+        let text = String::from_utf8(r.to_bytes(false)).expect("utf8");
+        assert!(text.contains("Content-Length: 1099511627776\r\n"), "{text}");
+        assert!(text.ends_with("Content-Range: x\r\n\r\n"), "{text}");
+        let r = Response::announcing(304, HTML, 10).header("ETag", "\"t\"");
+        let text = String::from_utf8(r.to_bytes(false)).expect("utf8");
+        assert_eq!(
+            text,
+            "HTTP/1.1 304 Not Modified\r\nServer: logcast\r\nETag: \"t\"\r\n\r\n"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod retention;
 pub mod text;
 pub mod writer;
 
-use std::fs;
+use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -36,6 +36,23 @@ pub fn valid_id(id: &str) -> bool {
 /// Permission denied, or a read-only file system.
 fn is_not_writable(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(30)
+}
+
+/// Opens a log for reading, refusing anything but a regular file: opening a
+/// FIFO would block the whole reactor until a writer appears, so the open is
+/// non-blocking and the type is checked on the opened descriptor.
+pub fn open_regular(path: &Path) -> io::Result<(File, fs::Metadata)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let flags = rustix::fs::OFlags::NONBLOCK.bits() as i32;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::ErrorKind::NotFound.into());
+    }
+    Ok((file, meta))
 }
 
 /// A file mode with no write bit means the log is finished.

@@ -8,17 +8,9 @@ use std::io;
 
 use super::{Server, Timer};
 use crate::engine::Opened;
-use crate::http::response::{self, HTML, TEXT};
+use crate::http::response::{self, TEXT};
 use crate::http::Response;
 use crate::routes;
-
-/// The page, embedded in the binary (SPEC section 3, `GET /`).
-const PAGE: &str = include_str!("../page/index.html");
-
-/// The page needs nothing from anywhere but its own origin.
-const PAGE_CSP: &str =
-    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
-connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 impl Server {
     /// `ok`; a worker also says which one it is (operators and tests can
@@ -138,10 +130,4 @@ impl Server {
         self.metrics.logs_tailed = self.engine.tails_len() as u64;
         None
     }
-}
-
-pub(super) fn page() -> Response {
-    Response::new(200, HTML, PAGE.as_bytes())
-        .header("Content-Security-Policy", PAGE_CSP)
-        .header("Cache-Control", "no-cache")
 }

@@ -29,8 +29,10 @@ impl Server {
         if event.is_writable() {
             conn.writable = true;
         }
-        if matches!(conn.phase(), Phase::Lingering { .. }) {
-            return self.drain_lingering(key);
+        match conn.phase() {
+            Phase::Lingering { .. } => return self.drain_lingering(key),
+            Phase::SendingFile { .. } => return self.file_event(key, event),
+            _ => {}
         }
         match conn.role {
             Role::Http(_) => self.http_ready(key),
@@ -41,7 +43,7 @@ impl Server {
 
     /// Flushes, answers buffered requests and reads until the socket would
     /// block (edge-triggered: stopping earlier could leave it silent forever).
-    fn http_ready(&mut self, key: usize) {
+    pub(super) fn http_ready(&mut self, key: usize) {
         loop {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
@@ -58,8 +60,11 @@ impl Server {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
-            if matches!(conn.phase(), Phase::Closing { .. }) {
-                return self.linger_or_close(key);
+            match conn.phase() {
+                Phase::Closing { .. } => return self.linger_or_close(key),
+                // A file body's turn: `server/raw.rs` sends it, then comes back.
+                Phase::SendingFile { .. } => return,
+                _ => {}
             }
             let h = match &mut conn.role {
                 Role::Http(h) => h,
@@ -198,7 +203,9 @@ impl Server {
             if conn.is_closing() {
                 return input.len();
             }
-            if conn.out.len() >= OUT_HIGH_WATER {
+            // Responses go out in order: none is queued behind a body
+            // that is not in `out`.
+            if conn.out.len() >= OUT_HIGH_WATER || conn.reply_pending() {
                 return pos;
             }
             let Role::Http(h) = &mut conn.role else {
@@ -248,11 +255,11 @@ impl Server {
         let Some(Role::Http(h)) = self.conns.get_mut(key).map(|c| &mut c.role) else {
             return Ok(None);
         };
-        if find_head_end(rest, h.scanned).is_none() {
+        if find_head_end(rest, h.scanned as usize).is_none() {
             if rest.len() > MAX_HEAD {
                 return Err(HttpError::HeadTooLarge);
             }
-            h.scanned = rest.len();
+            h.scanned = rest.len() as u32; // at most MAX_HEAD
             return Ok(None);
         }
         let Some((head, n)) = parse_head(rest)? else {
@@ -299,7 +306,7 @@ impl Server {
             Err(response) if response.status == 400 => response.closing(),
             Err(response) => response,
             Ok(Endpoint::Preflight) => return self.respond(key, head, self.access.preflight(head)),
-            Ok(Endpoint::Page { .. }) => super::api::page(),
+            Ok(Endpoint::Page { .. }) => super::page::page(head),
             Ok(Endpoint::Healthz) => self.healthz(),
             Ok(Endpoint::Metrics) => self.metrics_response(),
             Ok(Endpoint::ListLogs { limit, before }) => self.list_logs(limit, before.as_ref()),
@@ -312,6 +319,15 @@ impl Server {
                 None => self.delete_log(&id),
             },
             Ok(Endpoint::LogInfo { id }) => self.log_info(&id),
+            Ok(Endpoint::Raw(req)) => {
+                let (mut response, file) = self.open_raw(head, &req);
+                response.headers.extend(cors);
+                self.respond(key, head, response);
+                if let Some(file) = file {
+                    self.start_file(key, file);
+                }
+                return;
+            }
             Ok(Endpoint::Stream(req)) => match self.open_stream(key, &req, &cors) {
                 Some(response) => response,
                 None => return self.count(head, 200),
@@ -359,7 +375,7 @@ impl Server {
                 .headers
                 .push(("Connection", "keep-alive".to_string()));
         }
-        response.write_to(&mut conn.out, head.method == Method::Head);
+        conn.queue(&response, head.method == Method::Head);
         if let Role::Http(h) = &mut conn.role {
             h.requests += 1;
         }
@@ -401,6 +417,11 @@ impl Server {
             }
             Phase::Waiting { .. } => {
                 self.metrics.idle_timeouts += 1;
+                self.close(key)
+            }
+            Phase::SendingFile { .. } => {
+                self.metrics.stall_timeouts += 1;
+                log::debug!("conn {key}: file body stalled");
                 self.close(key)
             }
             _ => self.close(key),

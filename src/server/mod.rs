@@ -3,9 +3,10 @@
 //! the timer wheel that drives all timed work, the streaming engine and the
 //! simulated writers, and turns readiness events and expired timers into
 //! calls on them. Handling of HTTP requests lives in `server/http.rs`, the
-//! endpoints in `server/api.rs`, streams in `server/streams.rs`, the
-//! directory's changes (`GET /api/events`) in `server/events.rs`; this file
-//! is the loop, accepting, timers and the stop.
+//! endpoints in `server/api.rs` (the page in `server/page.rs`, files in
+//! `server/raw.rs`), streams in `server/streams.rs`, the directory's changes
+//! (`GET /api/events`) in `server/events.rs`; this file is the loop,
+//! accepting, timers and the stop.
 //!
 //! Modelled on mio's `examples/tcp_server.rs`: edge-triggered readiness, so
 //! every handler drains its socket until `WouldBlock` or it may never be
@@ -16,8 +17,11 @@ mod api;
 mod events;
 mod http;
 mod logs;
+mod page;
+mod raw;
 mod streams;
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -112,6 +116,9 @@ pub struct Server {
     /// Accepts are failing for lack of descriptors (logged once per episode).
     accept_starved: bool,
     expired: Vec<Timer>,
+    /// Connections with a file body to send and room in their socket, as
+    /// `(slab key, generation)`: served in order, a bounded piece each.
+    files: VecDeque<(usize, u32)>,
     /// Set when this reactor is one of several worker processes.
     cluster: Option<Cluster>,
     /// Connections of the other workers at their last snapshot.
@@ -207,6 +214,7 @@ impl Server {
             accept_backlog: false,
             accept_starved: false,
             expired: Vec::new(),
+            files: VecDeque::new(),
             cluster: None,
             sibling_connections: 0,
             listen: None,
@@ -295,6 +303,7 @@ impl Server {
             || self.index.has_work()
             || self.subscribers.has_work()
             || self.accept_backlog
+            || !self.files.is_empty()
         {
             return Some(Duration::ZERO);
         }

@@ -72,6 +72,7 @@ impl Server {
         self.engine_effects();
         self.run_index(now);
         self.run_events();
+        self.run_files();
     }
 
     /// The change-notification descriptor is readable.
