@@ -51,10 +51,10 @@ impl Server {
         }
         body.push(']');
         let mut response = Response::new(200, crate::http::response::JSON, body.into_bytes())
-        .header("X-Total-Count", page.total.to_string())
-        // Where this list stands in the journal of changes: subscribing
-        // to `GET /api/events?since=<it>` misses nothing after it.
-        .header("X-Events-Id", self.index.changes().current_id());
+            .header("X-Total-Count", page.total.to_string())
+            // Where this list stands in the journal of changes: subscribing
+            // to `GET /api/events?since=<it>` misses nothing after it.
+            .header("X-Events-Id", self.index.changes().current_id());
         if let Some(next) = page.next {
             response = response.header(
                 "Link",
