@@ -53,6 +53,11 @@ const WATCH: Token = Token(usize::MAX - 2);
 /// (instead of spinning on a listener that stays readable).
 const ACCEPT_RETRY_MS: u64 = 100;
 
+/// Most readiness events handled in one turn: each may be a request that
+/// opens a stream (tens of µs), so a storm of them is spread over turns;
+/// epoll keeps the rest ready for the next `poll`.
+const EVENTS_PER_TURN: usize = 256;
+
 /// Most connections accepted in one turn: a storm of 10,000 reconnecting
 /// clients is let in over many turns, between which everyone else is served.
 const ACCEPTS_PER_TURN: usize = 128;
@@ -266,7 +271,7 @@ impl Server {
 
     /// Runs until SIGTERM or SIGINT, then stops gracefully.
     pub fn run(&mut self) -> io::Result<()> {
-        let mut events = Events::with_capacity(1024);
+        let mut events = Events::with_capacity(EVENTS_PER_TURN);
         loop {
             let timeout = self.poll_timeout();
             if let Err(e) = self.poll.poll(&mut events, timeout) {
