@@ -872,19 +872,23 @@ scenario('download link and copy-link (clipboard, and the fallback without it)',
   }
 });
 
-scenario('two tabs share one /api/events connection; the other takes over when the leader closes', async () => {
+async function twoTabs(noLocks) {
   const context = await ctx.browser.newContext({ viewport: { width: 1280, height: 800 } });
   await pageFromDisk(context);
+  if (noLocks) {
+    await context.addInitScript(() => { Object.defineProperty(Navigator.prototype, 'locks', { configurable: true, get: () => undefined }); });
+  }
   const events = [];
   context.on('request', (r) => { if (new URL(r.url()).pathname === '/api/events') events.push(r.url()); });
   try {
     const t1 = await context.newPage();
     await t1.goto(ctx.daemon.url + '/');
     await t1.waitForFunction(() => document.documentElement.dataset.eventsLeader === 'true', null, { timeout: 10000 });
+    eq(await t1.evaluate(() => !!navigator.locks), !noLocks, 'Web Locks present');
     const t2 = await context.newPage();
     await t2.goto(ctx.daemon.url + '/');
     await t2.waitForSelector('#logs-list li', { timeout: 10000 });
-    await sleep(1500);
+    await sleep(noLocks ? 4500 : 1500); // longer than the heartbeat's 3.5 s
     eq(events.length, 1, `/api/events requests with two tabs (${events.join(', ')})`);
     eq(await t2.evaluate(() => document.documentElement.dataset.eventsLeader || 'no'), 'no', 'tab 2 is not leading');
     const a = (await (await fetch(`${ctx.daemon.url}/api/logs?duration=1`, { method: 'POST' })).json()).log_id;
@@ -902,7 +906,10 @@ scenario('two tabs share one /api/events connection; the other takes over when t
       .catch(() => { throw new Failure('tab 2 did not show a log created after the takeover'); });
     return `${events.length} subscriptions for 2 tabs over the scenario`;
   } finally { await context.close(); }
-});
+}
+
+scenario('two tabs share one /api/events connection; the other takes over when the leader closes', () => twoTabs(false));
+scenario('two tabs without Web Locks: one /api/events by a heartbeat election over BroadcastChannel', () => twoTabs(true));
 
 scenario('a hidden, idle tab closes its streams and resumes both, with nothing lost, when shown', async () => {
   const id = `e2e-hidden-${rid()}`;
