@@ -5,6 +5,7 @@
 //! each endpoint says.
 
 use std::io;
+use std::sync::OnceLock;
 
 use super::{Server, Timer};
 use crate::engine::Opened;
@@ -15,10 +16,12 @@ use crate::routes;
 /// The page, embedded in the binary (SPEC section 3, `GET /`).
 const PAGE: &str = include_str!("../page/index.html");
 
-/// The page needs nothing from anywhere but its own origin.
-const PAGE_CSP: &str =
-    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
-connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+/// The page needs nothing from anywhere but its own origin, and runs only
+/// its own inline script and style (allowed by hash, see [`crate::csp`]).
+fn page_csp() -> &'static str {
+    static CSP: OnceLock<String> = OnceLock::new();
+    CSP.get_or_init(|| crate::csp::page_policy(PAGE))
+}
 
 impl Server {
     /// `ok`; a worker also says which one it is (operators and tests can
@@ -142,6 +145,6 @@ impl Server {
 
 pub(super) fn page() -> Response {
     Response::new(200, HTML, PAGE.as_bytes())
-        .header("Content-Security-Policy", PAGE_CSP)
+        .header("Content-Security-Policy", page_csp())
         .header("Cache-Control", "no-cache")
 }

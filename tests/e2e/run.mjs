@@ -16,6 +16,7 @@
 //                 the embedded page (same headers): page work without a rebuild
 
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
@@ -137,7 +138,15 @@ async function pageFromDisk(context) {
   if (!file) return;
   await context.route((url) => url.pathname === '/', async (route) => {
     const response = await route.fetch();
-    await route.fulfill({ response, body: fs.readFileSync(file) });
+    const body = fs.readFileSync(file, 'utf8');
+    // The CSP allows the embedded page's inline blocks by hash: hash this file's.
+    const hashes = (tag) => [...body.matchAll(new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`, 'g'))]
+      .map((m) => `'sha256-${crypto.createHash('sha256').update(m[1]).digest('base64')}'`).join(' ') || "'none'";
+    const headers = { ...response.headers() };
+    headers['content-security-policy'] = (headers['content-security-policy'] || '')
+      .replace(/script-src [^;]*/, `script-src ${hashes('script')}`)
+      .replace(/style-src [^;]*/, `style-src ${hashes('style')}`);
+    await route.fulfill({ response, headers, body });
   });
 }
 
@@ -610,6 +619,36 @@ scenario('the list comes a page at a time: "Load older logs" appends the next pa
 
 const marksOf = (page) => page.$$eval('#lines .line', (els) => els.map((e) => [...e.querySelectorAll('mark.hl')].map((m) => m.textContent)));
 const streamRequests = (watch, id) => watch.requests.filter((r) => r.startsWith(`GET /api/logs/${id}/stream`));
+
+scenario('strict CSP: the inline script and style are allowed by hash; no inline handler or injected script runs (no eval: not in the policy)', async () => {
+  const { page, watch, context } = await newPage(ctx.browser);
+  try {
+    const resp = await page.goto(ctx.daemon.url + '/');
+    const csp = resp.headers()['content-security-policy'] || '';
+    check(!/unsafe-inline|unsafe-eval/.test(csp), `no 'unsafe-inline'/'unsafe-eval' in the CSP (${csp})`);
+    check(/script-src 'sha256-[A-Za-z0-9+/]+=*'(;|$)/.test(csp) && /style-src 'sha256-[A-Za-z0-9+/]+=*'(;|$)/.test(csp), `script and style allowed by one hash each (${csp})`);
+    await page.waitForSelector('#logs-list li', { timeout: 10000 }); // the page's own script ran
+    const bg = await page.$eval('body', (e) => getComputedStyle(e).display);
+    eq(bg, 'flex', 'the page\'s own style applies');
+    noBrowserErrors(watch);
+    const r = await page.evaluate(async () => {
+      const seen = [];
+      document.addEventListener('securitypolicyviolation', (e) => seen.push(e.violatedDirective));
+      window.__ran = [];
+      const b = document.createElement('button');
+      b.setAttribute('onclick', 'window.__ran.push("onclick")');
+      document.body.appendChild(b);
+      b.click();
+      const s = document.createElement('script');
+      s.textContent = 'window.__ran.push("script")';
+      document.body.appendChild(s);
+      await new Promise((res) => setTimeout(res, 200));
+      return { ran: window.__ran, seen };
+    });
+    eq(JSON.stringify(r.ran), '[]', 'inline handler and injected script ran');
+    check(r.seen.length >= 2, `CSP violations reported (${JSON.stringify(r.seen)})`);
+  } finally { await context.close(); }
+});
 
 scenario('filter: typed grep streams only matching lines, highlighted; exclude; live lines filtered', async () => {
   const id = `e2e-filter-${rid()}`;
