@@ -226,6 +226,13 @@ check "stream through nginx: first event intact" \
 curl -s --max-time 3 -H 'Accept-Encoding: gzip' -D "$TMP/h-page" -o /dev/null "$PROXY/"
 check "page through nginx: compressed (gzip is on at the http level)" \
   [ "$(header "$TMP/h-page" content-encoding)" = "gzip" ]
+# The directory's events are a stream too (the page's live list): unbuffered, not compressed.
+curl -s -N --max-time 2 -H 'Accept-Encoding: gzip' -D "$TMP/h-events" -o "$TMP/b-events" "$PROXY/api/events"
+check "events through nginx: 200 text/event-stream" \
+  [ "$(status_of "$TMP/h-events")/$(header "$TMP/h-events" content-type)" = "200/text/event-stream" ]
+check "events through nginx: not compressed (Accept-Encoding: gzip sent)" \
+  [ -z "$(header "$TMP/h-events" content-encoding)" ]
+check "events through nginx: event: ready arrives at once" grep -qx 'event: ready' "$TMP/b-events"
 
 # ---- 2. lines arrive live -------------------------------------------------------
 : >"$LOGS/live.log"

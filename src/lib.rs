@@ -40,12 +40,15 @@
 //! - [`metrics`] counts, and renders the Prometheus text format; [`sys`]
 //!   reads the process's own memory and descriptors, [`clock`] formats RFC 3339
 //!   times and [`json`] writes the few small objects the API returns.
+//! - [`csp`] computes the page's Content-Security-Policy: its one inline
+//!   script and style allowed by SHA-256 hash, nothing else inline.
 #![deny(unsafe_code)]
 
 pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod conn;
+pub mod csp;
 pub mod engine;
 pub mod filter;
 pub mod http;

@@ -5,6 +5,8 @@
 //! `Cache-Control: no-cache`, so a browser asks again each time and an
 //! unchanged page costs a `304 Not Modified` without a body.
 
+use std::sync::OnceLock;
+
 use crate::http::etag;
 use crate::http::response::HTML;
 use crate::http::{RequestHead, Response};
@@ -12,10 +14,12 @@ use crate::http::{RequestHead, Response};
 /// The page (SPEC section 3, `GET /`).
 const PAGE: &str = include_str!("../page/index.html");
 
-/// The page needs nothing from anywhere but its own origin.
-const PAGE_CSP: &str =
-    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
-connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+/// The page needs nothing from anywhere but its own origin, and runs only
+/// its own inline script and style (allowed by hash, see [`crate::csp`]).
+fn page_csp() -> &'static str {
+    static CSP: OnceLock<String> = OnceLock::new();
+    CSP.get_or_init(|| crate::csp::page_policy(PAGE))
+}
 
 const PAGE_TAG: [u8; 18] = etag::strong_tag(PAGE.as_bytes());
 
@@ -35,7 +39,7 @@ pub(super) fn page(head: &RequestHead) -> Response {
     let response = if unchanged {
         Response::new(304, HTML, &b""[..])
     } else {
-        Response::new(200, HTML, PAGE.as_bytes()).header("Content-Security-Policy", PAGE_CSP)
+        Response::new(200, HTML, PAGE.as_bytes()).header("Content-Security-Policy", page_csp())
     };
     response
         .header("ETag", PAGE_ETAG)

@@ -12,8 +12,11 @@
 //   CHROMIUM      the browser (default /usr/bin/chromium)
 //   E2E_ONLY      optional substring: run only the scenarios whose name has it
 //   E2E_HEADFUL   set to 1 to watch the browser (needs a display)
+//   E2E_PAGE      optional path of an index.html to serve at GET / instead of
+//                 the embedded page (same headers): page work without a rebuild
 
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
@@ -118,6 +121,7 @@ const STATE_RECORDER = `
 
 async function newPage(browser, opts = {}) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, ...opts });
+  await pageFromDisk(context);
   const page = await context.newPage();
   const watch = { console: [], pageErrors: [], dialogs: [], requests: [] };
   page.on('console', (m) => { if (m.type() === 'error') watch.console.push(m.text()); });
@@ -126,6 +130,48 @@ async function newPage(browser, opts = {}) {
   page.on('request', (r) => watch.requests.push(`${r.method()} ${new URL(r.url()).pathname}${new URL(r.url()).search}`));
   await page.addInitScript(STATE_RECORDER);
   return { context, page, watch };
+}
+
+// E2E_PAGE: answer GET / with the daemon's real response but that file's bytes.
+async function pageFromDisk(context) {
+  const file = process.env.E2E_PAGE;
+  if (!file) return;
+  await context.route((url) => url.pathname === '/', async (route) => {
+    const response = await route.fetch();
+    const body = fs.readFileSync(file, 'utf8');
+    // The CSP allows the embedded page's inline blocks by hash: hash this file's.
+    const hashes = (tag) => [...body.matchAll(new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`, 'g'))]
+      .map((m) => `'sha256-${crypto.createHash('sha256').update(m[1]).digest('base64')}'`).join(' ') || "'none'";
+    const headers = { ...response.headers() };
+    headers['content-security-policy'] = (headers['content-security-policy'] || '')
+      .replace(/script-src [^;]*/, `script-src ${hashes('script')}`)
+      .replace(/style-src [^;]*/, `style-src ${hashes('style')}`);
+    await route.fulfill({ response, headers, body });
+  });
+}
+
+// Lets a test hide and show a page: document.visibilityState follows window.__vis.
+const VISIBILITY = `
+  Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => window.__vis || 'visible' });
+  Object.defineProperty(document, 'hidden', { configurable: true, get: () => (window.__vis || 'visible') === 'hidden' });
+  window.__setVis = (v) => { window.__vis = v; document.dispatchEvent(new Event('visibilitychange')); };
+`;
+
+async function metric(name) {
+  const text = await (await fetch(ctx.daemon.url + '/metrics')).text();
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)`, 'm').exec(text);
+  return m ? Number(m[1]) : NaN;
+}
+
+async function waitFor(what, fn, timeout = 10000, every = 100) {
+  const t0 = Date.now();
+  let last;
+  while (Date.now() - t0 < timeout) {
+    last = await fn();
+    if (last) return last;
+    await sleep(every);
+  }
+  throw new Failure(`${what} (not within ${timeout} ms)`);
 }
 
 const state = (page) => page.$eval('#status', (e) => e.dataset.state);
@@ -567,6 +613,383 @@ scenario('the list comes a page at a time: "Load older logs" appends the next pa
     await page.screenshot({ path: path.join(OUT, 'page-list-older.png') });
     return `${ids.length} of ${total} logs after one "Load older"`;
   } finally { await context.close(); }
+});
+
+// ------------------------------------------------------------------ page features (issue 12)
+
+const marksOf = (page) => page.$$eval('#lines .line', (els) => els.map((e) => [...e.querySelectorAll('mark.hl')].map((m) => m.textContent)));
+const streamRequests = (watch, id) => watch.requests.filter((r) => r.startsWith(`GET /api/logs/${id}/stream`));
+
+scenario('strict CSP: the inline script and style are allowed by hash; no inline handler or injected script runs (no eval: not in the policy)', async () => {
+  const { page, watch, context } = await newPage(ctx.browser);
+  try {
+    const resp = await page.goto(ctx.daemon.url + '/');
+    const csp = resp.headers()['content-security-policy'] || '';
+    check(!/unsafe-inline|unsafe-eval/.test(csp), `no 'unsafe-inline'/'unsafe-eval' in the CSP (${csp})`);
+    check(/script-src 'sha256-[A-Za-z0-9+/]+=*'(;|$)/.test(csp) && /style-src 'sha256-[A-Za-z0-9+/]+=*'(;|$)/.test(csp), `script and style allowed by one hash each (${csp})`);
+    await page.waitForSelector('#logs-list li', { timeout: 10000 }); // the page's own script ran
+    const bg = await page.$eval('body', (e) => getComputedStyle(e).display);
+    eq(bg, 'flex', 'the page\'s own style applies');
+    noBrowserErrors(watch);
+    const r = await page.evaluate(async () => {
+      const seen = [];
+      document.addEventListener('securitypolicyviolation', (e) => seen.push(e.violatedDirective));
+      window.__ran = [];
+      const b = document.createElement('button');
+      b.setAttribute('onclick', 'window.__ran.push("onclick")');
+      document.body.appendChild(b);
+      b.click();
+      const s = document.createElement('script');
+      s.textContent = 'window.__ran.push("script")';
+      document.body.appendChild(s);
+      await new Promise((res) => setTimeout(res, 200));
+      return { ran: window.__ran, seen };
+    });
+    eq(JSON.stringify(r.ran), '[]', 'inline handler and injected script ran');
+    check(r.seen.length >= 2, `CSP violations reported (${JSON.stringify(r.seen)})`);
+  } finally { await context.close(); }
+});
+
+scenario('filter: typed grep streams only matching lines, highlighted; exclude; live lines filtered', async () => {
+  const id = `e2e-filter-${rid()}`;
+  const file = writeLog(id, ['alpha ERROR one', 'beta ok', 'gamma ERROR two', 'delta warn', 'ERROR and ERROR'], 0o644);
+  const { page, watch, context } = await newPage(ctx.browser);
+  try {
+    await page.goto(`${ctx.daemon.url}/?log=${id}`);
+    await waitCount(page, 5, 10000);
+    await page.click('#grep');
+    await page.keyboard.type('ERROR');
+    // applied after a pause in typing, without Enter
+    await page.waitForFunction(() => new URL(location.href).searchParams.get('grep') === 'ERROR', null, { timeout: 5000 })
+      .catch(() => { throw new Failure(`the URL never got grep=ERROR (${page.url()})`); });
+    await waitState(page, 'live', 10000);
+    await waitCount(page, 3, 10000);
+    let got = await lineTexts(page);
+    const want = ['alpha ERROR one', 'gamma ERROR two', 'ERROR and ERROR'];
+    check(JSON.stringify(got) === JSON.stringify(want), `filtered lines (${firstDiff(got, want)})`);
+    const marks = await marksOf(page);
+    eq(JSON.stringify(marks), JSON.stringify([['ERROR'], ['ERROR'], ['ERROR', 'ERROR']]), 'highlighted matches per line');
+    check(streamRequests(watch, id).some((r) => /[?&]grep=ERROR(&|$)/.test(r)), `the stream was asked for with ?grep= (${streamRequests(watch, id).join(', ')})`);
+    // Live: a matching line appears, a non-matching one does not.
+    fs.appendFileSync(file, 'epsilon fine\nzeta ERROR live\n');
+    await waitCount(page, 4, 10000);
+    await sleep(300);
+    got = await lineTexts(page);
+    eq(got[got.length - 1], 'zeta ERROR live', 'the live matching line');
+    eq(got.length, 4, 'lines after a live append');
+    await page.screenshot({ path: path.join(OUT, 'page-filter.png') });
+    // Exclude, applied at once with Enter.
+    await page.fill('#exclude', 'two|live');
+    await page.press('#exclude', 'Enter');
+    await page.waitForFunction(() => new URL(location.href).searchParams.get('exclude') === 'two|live', null, { timeout: 5000 });
+    await waitState(page, 'live', 10000);
+    await waitCount(page, 2, 10000);
+    await sleep(300);
+    got = await lineTexts(page);
+    eq(JSON.stringify(got), JSON.stringify(['alpha ERROR one', 'ERROR and ERROR']), 'lines with grep and exclude');
+    fs.chmodSync(file, 0o444);
+    await waitState(page, 'finished', 10000);
+    noBrowserErrors(watch);
+    return 'page-filter.png';
+  } finally { await context.close(); }
+});
+
+scenario('filter: a shared link with grep restores the filter and the lines; (?i) highlights any case', async () => {
+  const id = `e2e-share-${rid()}`;
+  writeLog(id, ['GET /a 200', 'GET /b 500 error', 'POST /c 500 Error', 'GET /d 200'], 0o444);
+  const { page, watch, context } = await newPage(ctx.browser);
+  try {
+    await page.goto(`${ctx.daemon.url}/?log=${id}&grep=${encodeURIComponent('(?i)error')}&exclude=POST`);
+    await waitState(page, 'finished', 10000);
+    eq(await page.inputValue('#grep'), '(?i)error', '#grep restored from the link');
+    eq(await page.inputValue('#exclude'), 'POST', '#exclude restored from the link');
+    const got = await lineTexts(page);
+    eq(JSON.stringify(got), JSON.stringify(['GET /b 500 error']), 'lines of the shared view');
+    eq(JSON.stringify(await marksOf(page)), JSON.stringify([['error']]), 'case-insensitive highlight');
+    const u = new URL(page.url());
+    eq(u.searchParams.get('grep'), '(?i)error', 'the URL keeps grep');
+    noBrowserErrors(watch);
+  } finally { await context.close(); }
+});
+
+scenario('filter: a bad regex shows the server\'s 400 message', async () => {
+  const id = `e2e-badre-${rid()}`;
+  writeLog(id, ['one', 'two', 'three'], 0o644);
+  const { page, context } = await newPage(ctx.browser);
+  try {
+    const direct = await fetch(`${ctx.daemon.url}/api/logs/${id}/stream?grep=${encodeURIComponent('(unclosed')}`);
+    eq(direct.status, 400, 'the daemon refuses a bad regex');
+    const why = (await direct.json()).error;
+    await page.goto(`${ctx.daemon.url}/?log=${id}`);
+    await waitCount(page, 3, 10000);
+    await page.fill('#grep', '(unclosed');
+    await page.press('#grep', 'Enter');
+    await page.waitForFunction(() => document.getElementById('filter-msg').textContent !== '', null, { timeout: 5000 })
+      .catch(() => { throw new Failure('no filter message shown'); });
+    eq(await page.textContent('#filter-msg'), why, 'the message is the server\'s');
+    check(await page.isVisible('#filter-msg'), 'the message is visible');
+    eq(await page.getAttribute('#grep', 'aria-invalid'), 'true', '#grep marked invalid');
+    eq(await state(page), 'error', 'status with a bad filter');
+    await page.screenshot({ path: path.join(OUT, 'page-bad-regex.png') });
+    // Fixed: streams again.
+    await page.fill('#grep', 't');
+    await page.press('#grep', 'Enter');
+    await waitState(page, 'live', 10000);
+    await waitCount(page, 2, 10000);
+    eq(await page.textContent('#filter-msg'), '', 'message cleared');
+    eq(await page.getAttribute('#grep', 'aria-invalid'), null, '#grep valid again');
+    return `"${why.slice(0, 60)}…" · page-bad-regex.png`;
+  } finally { await context.close(); }
+});
+
+scenario('ANSI colours become spans with classes; other escapes stripped; markup stays text', async () => {
+  const id = `e2e-ansi-${rid()}`;
+  const E = '\x1b';
+  const lines = [
+    `${E}[31mred${E}[0m plain`,
+    `${E}[1;32mbold green${E}[22m not bold${E}[39m default`,
+    `${E}[44;97mwhite on blue${E}[0m`,
+    `${E}[38;5;208morange${E}[48;5;21m on 256 blue${E}[0m`,
+    `${E}[2K${E}[1Gcursor moved${E}]0;a title${E}\\ and ${E}]8;;http://x${E}\\link${E}]8;;${E}\\ ${E}[?25hend`,
+    '<b>x</b>',
+    `${E}[91m<i>bright red tag</i>${E}[0m`,
+  ];
+  const want = ['red plain', 'bold green not bold default', 'white on blue', 'orange on 256 blue', 'cursor moved and link end', '<b>x</b>', '<i>bright red tag</i>'];
+  writeLog(id, lines, 0o444);
+  const { page, watch, context } = await newPage(ctx.browser);
+  try {
+    await page.goto(`${ctx.daemon.url}/?log=${id}`);
+    await waitState(page, 'finished', 10000);
+    const got = await lineTexts(page);
+    check(JSON.stringify(got) === JSON.stringify(want), `text without escapes (${firstDiff(got, want)})`);
+    const raw = await page.$eval('#lines', (e) => e.textContent);
+    check(!/[\x00-\x08\x0b-\x1f\x7f]/.test(raw), 'no control characters left in the view');
+    const spans = await page.$$eval('#lines .line', (els) => els.map((l) => [...l.querySelectorAll('span')].map((s) => {
+      const cs = getComputedStyle(s);
+      return { text: s.textContent, cls: s.className, color: cs.color, bg: cs.backgroundColor, weight: cs.fontWeight };
+    })));
+    const red = spans[0].find((x) => x.text === 'red');
+    check(red && red.cls === 'a-fg-1', `"red" is a span.a-fg-1 (${JSON.stringify(spans[0])})`);
+    const defColor = await page.$eval('#lines', (e) => getComputedStyle(e).color);
+    check(red.color !== defColor, `"red" is coloured (${red.color} vs ${defColor})`);
+    const bold = spans[1].find((x) => x.text === 'bold green');
+    check(bold && /a-b/.test(bold.cls) && /a-fg-2/.test(bold.cls) && Number(bold.weight) >= 700, `bold green (${JSON.stringify(spans[1])})`);
+    check(spans[1].find((x) => x.text === ' not bold' && !/a-b/.test(x.cls)), 'SGR 22 ends bold');
+    check(!spans[1].some((x) => x.text === ' default'), 'SGR 39 resets the colour (plain text)');
+    const wob = spans[2].find((x) => x.text === 'white on blue');
+    check(wob && /a-fg-15/.test(wob.cls) && /a-bg-4/.test(wob.cls) && wob.bg !== 'rgba(0, 0, 0, 0)', `bright white on blue (${JSON.stringify(spans[2])})`);
+    const orange = spans[3].find((x) => x.text === 'orange');
+    eq(orange && orange.color, 'rgb(255, 135, 0)', '38;5;208');
+    const b256 = spans[3].find((x) => x.text === ' on 256 blue');
+    eq(b256 && b256.bg, 'rgb(0, 0, 255)', '48;5;21');
+    eq(spans[4].length, 0, 'no spans for stripped escapes');
+    eq(await page.locator('#lines b, #lines i, #lines a, #lines script').count(), 0, 'markup in lines made no elements');
+    const tagLine = spans[6].find((x) => x.text === '<i>bright red tag</i>');
+    check(tagLine && tagLine.cls === 'a-fg-9', `bright red markup shown literally (${JSON.stringify(spans[6])})`);
+    await page.screenshot({ path: path.join(OUT, 'page-ansi.png') });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.screenshot({ path: path.join(OUT, 'page-ansi-dark.png') });
+    noBrowserErrors(watch);
+    return 'page-ansi.png, page-ansi-dark.png';
+  } finally { await context.close(); }
+});
+
+scenario('live list: a new log appears, its badge turns finished, a deleted one goes, without Refresh', async () => {
+  const { page, watch, context } = await newPage(ctx.browser);
+  try {
+    await page.goto(ctx.daemon.url + '/');
+    await page.waitForFunction(() => document.documentElement.dataset.eventsLeader === 'true', null, { timeout: 10000 })
+      .catch(() => { throw new Failure('the page never subscribed to /api/events'); });
+    const created = await (await fetch(`${ctx.daemon.url}/api/logs?duration=2`, { method: 'POST' })).json();
+    const id = created.log_id;
+    const item = page.locator(`#logs-list .log-item[data-id="${id}"]`);
+    await item.waitFor({ timeout: 5000 }).catch(() => { throw new Failure('the new log did not appear in the list'); });
+    check(/writing/.test(await item.locator('.badge').textContent()), `badge of a new log says writing (${await item.textContent()})`);
+    const firstId = await page.$eval('#logs-list .log-item', (e) => e.dataset.id);
+    eq(firstId, id, 'the new log is on top');
+    await page.screenshot({ path: path.join(OUT, 'page-live-list.png') });
+    await page.waitForFunction((i) => {
+      const b = [...document.querySelectorAll('#logs-list .log-item')].find((e) => e.dataset.id === i);
+      return b && b.querySelector('.badge.finished');
+    }, id, { timeout: 10000 }).catch(() => { throw new Failure('the badge never turned "finished"'); });
+    // A file another program drops into the directory.
+    const dropped = `e2e-dropped-${rid()}`;
+    writeLog(dropped, ['hello'], 0o644);
+    await page.locator(`#logs-list .log-item[data-id="${dropped}"]`).waitFor({ timeout: 5000 })
+      .catch(() => { throw new Failure('a file dropped into the directory did not appear'); });
+    const del = await fetch(`${ctx.daemon.url}/api/logs/${id}`, { method: 'DELETE' });
+    eq(del.status, 204, 'DELETE status');
+    await item.waitFor({ state: 'detached', timeout: 5000 }).catch(() => { throw new Failure('the deleted log stayed in the list'); });
+    fs.unlinkSync(path.join(LOG_DIR, `${dropped}.log`));
+    await page.locator(`#logs-list .log-item[data-id="${dropped}"]`).waitFor({ state: 'detached', timeout: 5000 })
+      .catch(() => { throw new Failure('a file removed from the directory stayed in the list'); });
+    const lists = watch.requests.filter((r) => r.startsWith('GET /api/logs?'));
+    eq(lists.length, 1, `lists fetched (${lists.join(', ')})`);
+    noBrowserErrors(watch);
+    return 'page-live-list.png';
+  } finally { await context.close(); }
+});
+
+scenario('keyboard: / focuses the filter, End resumes following', async () => {
+  const id = `e2e-keys-${rid()}`;
+  const file = writeLog(id, [], 0o644);
+  const { page, watch, context } = await newPage(ctx.browser, { viewport: { width: 1000, height: 600 } });
+  const app = new Appender(file, 40);
+  const atBottom = () => page.$eval('#lines', (v) => v.scrollHeight - v.scrollTop - v.clientHeight < 8);
+  try {
+    await page.goto(`${ctx.daemon.url}/?log=${id}`);
+    await waitCount(page, 60, 15000);
+    await page.focus('#wrap'); // a checkbox is not a text field: / still goes to the filter
+    await page.keyboard.press('/');
+    eq(await page.evaluate(() => document.activeElement && document.activeElement.id), 'grep', 'focused element after /');
+    eq(await page.inputValue('#grep'), '', 'the / was not typed into the filter');
+    await page.keyboard.press('Escape');
+    const box = await page.locator('#lines').boundingBox();
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.mouse.wheel(0, -600);
+    await page.waitForSelector('#jump', { state: 'visible', timeout: 3000 }).catch(() => { throw new Failure('not paused after scrolling up'); });
+    await page.evaluate(() => document.activeElement && document.activeElement.blur());
+    await page.keyboard.press('End');
+    check(await atBottom(), 'at the bottom after End');
+    const c = await count(page);
+    await waitCount(page, c + 15, 10000);
+    await sleep(300);
+    check(await atBottom(), 'following again after End');
+    check(await page.isHidden('#jump'), '"jump to latest" hidden after End');
+    // In the filter box, End is the text field's own.
+    await page.click('#grep');
+    await page.keyboard.type('ab');
+    await page.keyboard.press('End');
+    eq(await page.inputValue('#grep'), 'ab', 'typing in the filter is not disturbed');
+    app.stop();
+    fs.chmodSync(file, 0o444);
+    noBrowserErrors(watch);
+  } finally { app.stop(); await context.close(); }
+});
+
+scenario('download link and copy-link (clipboard, and the fallback without it)', async () => {
+  const id = `e2e-link-${rid()}`;
+  writeLog(id, ['a line', 'another'], 0o444);
+  const { page, watch, context } = await newPage(ctx.browser, { permissions: ['clipboard-read', 'clipboard-write'] });
+  let plain;
+  const notes = [];
+  try {
+    await page.goto(`${ctx.daemon.url}/?log=${id}&grep=line`);
+    await waitState(page, 'finished', 10000);
+    const href = await page.getAttribute('#download', 'href');
+    eq(href, `/api/logs/${id}/raw?download=1`, '#download href');
+    check(await page.isVisible('#download'), 'the download link is visible');
+    const head = await fetch(ctx.daemon.url + href, { method: 'HEAD' });
+    if (head.status === 200) {
+      check(/attachment/.test(head.headers.get('content-disposition') || ''), `HEAD ${href}: Content-Disposition attachment (${head.headers.get('content-disposition')})`);
+      notes.push('raw: HEAD 200 checked');
+    } else {
+      notes.push(`raw: HEAD answered ${head.status}, download check skipped (GET /raw not on this branch)`);
+    }
+    const want = `${ctx.daemon.url}/?log=${id}&grep=line`;
+    await page.click('#copy-link');
+    await page.waitForFunction(() => /copied/i.test(document.getElementById('copy-msg').textContent), null, { timeout: 5000 })
+      .catch(async () => { throw new Failure(`no "copied" message (${await page.textContent('#copy-msg')})`); });
+    eq(await page.evaluate(() => navigator.clipboard.readText()), want, 'clipboard text');
+    noBrowserErrors(watch);
+
+    // Without the Clipboard API (a plain-http page off localhost): the link is shown selected.
+    plain = await newPage(ctx.browser);
+    await plain.context.addInitScript(() => { Object.defineProperty(Navigator.prototype, 'clipboard', { configurable: true, get: () => undefined }); });
+    await plain.page.goto(`${ctx.daemon.url}/?log=${id}&grep=line`);
+    await waitState(plain.page, 'finished', 10000);
+    await plain.page.click('#copy-link');
+    await plain.page.waitForSelector('#share-url', { state: 'visible', timeout: 3000 });
+    eq(await plain.page.inputValue('#share-url'), want, 'fallback field value');
+    eq(await plain.page.evaluate(() => document.activeElement.id), 'share-url', 'fallback field focused');
+    const sel = await plain.page.evaluate(() => { const e = document.getElementById('share-url'); return e.value.slice(e.selectionStart, e.selectionEnd); });
+    eq(sel, want, 'fallback field selected');
+    return notes.join('; ');
+  } finally {
+    await context.close();
+    if (plain) await plain.context.close();
+  }
+});
+
+async function twoTabs(noLocks) {
+  const context = await ctx.browser.newContext({ viewport: { width: 1280, height: 800 } });
+  await pageFromDisk(context);
+  if (noLocks) {
+    await context.addInitScript(() => { Object.defineProperty(Navigator.prototype, 'locks', { configurable: true, get: () => undefined }); });
+  }
+  const events = [];
+  context.on('request', (r) => { if (new URL(r.url()).pathname === '/api/events') events.push(r.url()); });
+  try {
+    const t1 = await context.newPage();
+    await t1.goto(ctx.daemon.url + '/');
+    await t1.waitForFunction(() => document.documentElement.dataset.eventsLeader === 'true', null, { timeout: 10000 });
+    eq(await t1.evaluate(() => !!navigator.locks), !noLocks, 'Web Locks present');
+    const t2 = await context.newPage();
+    await t2.goto(ctx.daemon.url + '/');
+    await t2.waitForSelector('#logs-list li', { timeout: 10000 });
+    await sleep(noLocks ? 4500 : 1500); // longer than the heartbeat's 3.5 s
+    eq(events.length, 1, `/api/events requests with two tabs (${events.join(', ')})`);
+    eq(await t2.evaluate(() => document.documentElement.dataset.eventsLeader || 'no'), 'no', 'tab 2 is not leading');
+    const a = (await (await fetch(`${ctx.daemon.url}/api/logs?duration=1`, { method: 'POST' })).json()).log_id;
+    for (const [n, t] of [[1, t1], [2, t2]]) {
+      await t.locator(`#logs-list .log-item[data-id="${a}"]`).waitFor({ timeout: 5000 })
+        .catch(() => { throw new Failure(`tab ${n} did not show the new log`); });
+    }
+    await t1.close();
+    await t2.waitForFunction(() => document.documentElement.dataset.eventsLeader === 'true', null, { timeout: 10000 })
+      .catch(() => { throw new Failure('tab 2 did not take over the events stream'); });
+    eq(events.length, 2, `/api/events requests after the leader closed (${events.join(', ')})`);
+    check(/[?&]since=/.test(events[1]), `the new leader resumes with ?since= (${events[1]})`);
+    const b = (await (await fetch(`${ctx.daemon.url}/api/logs?duration=1`, { method: 'POST' })).json()).log_id;
+    await t2.locator(`#logs-list .log-item[data-id="${b}"]`).waitFor({ timeout: 5000 })
+      .catch(() => { throw new Failure('tab 2 did not show a log created after the takeover'); });
+    return `${events.length} subscriptions for 2 tabs over the scenario`;
+  } finally { await context.close(); }
+}
+
+scenario('two tabs share one /api/events connection; the other takes over when the leader closes', () => twoTabs(false));
+scenario('two tabs without Web Locks: one /api/events by a heartbeat election over BroadcastChannel', () => twoTabs(true));
+
+scenario('a hidden, idle tab closes its streams and resumes both, with nothing lost, when shown', async () => {
+  const id = `e2e-hidden-${rid()}`;
+  const file = writeLog(id, [], 0o644);
+  const app = new Appender(file, 100);
+  const { page, watch, context } = await newPage(ctx.browser);
+  try {
+    await context.addInitScript(VISIBILITY);
+    await context.addInitScript(() => localStorage.setItem('logcast.hiddenIdleMs', '700'));
+    await sleep(300);
+    const base = await metric('logcast_streams_open');
+    await page.goto(`${ctx.daemon.url}/?log=${id}`);
+    await page.waitForFunction(() => document.documentElement.dataset.eventsLeader === 'true', null, { timeout: 10000 });
+    await waitCount(page, 5, 10000);
+    await waitFor(`streams open = ${base} + 2 (events and the log)`, async () => (await metric('logcast_streams_open')) === base + 2);
+    await page.evaluate(() => window.__setVis('hidden'));
+    await waitState(page, 'paused', 5000);
+    await waitFor(`streams open back to ${base} while hidden and idle`, async () => (await metric('logcast_streams_open')) === base);
+    // Things happen while it is away.
+    await sleep(1000);
+    const created = (await (await fetch(`${ctx.daemon.url}/api/logs?duration=1`, { method: 'POST' })).json()).log_id;
+    await sleep(500);
+    eq(await metric('logcast_streams_open'), base, 'streams open while hidden');
+    await page.evaluate(() => window.__setVis('visible'));
+    await waitState(page, 'live', 10000);
+    await page.locator(`#logs-list .log-item[data-id="${created}"]`).waitFor({ timeout: 5000 })
+      .catch(() => { throw new Failure('a log created while the tab was idle is not in the list'); });
+    const n = app.stop();
+    await waitCount(page, n, 10000);
+    await sleep(400);
+    const got = (await lineTexts(page));
+    const want = fileLines(file);
+    check(JSON.stringify(got) === JSON.stringify(want), `every line exactly once across the pause (${firstDiff(got, want)})`);
+    check((await page.textContent('#lines')).includes('tab shown again'), 'a separator says where it resumed');
+    check(streamRequests(watch, id).some((r) => /[?&]from=\d+/.test(r)), `resumed with ?from= (${streamRequests(watch, id).join(', ')})`);
+    eq(await metric('logcast_streams_open'), base + 2, 'streams open when shown again');
+    fs.chmodSync(file, 0o444);
+    await waitState(page, 'finished', 10000);
+    noBrowserErrors(watch);
+    return `${n} lines, streams open ${base + 2} → ${base} → ${base + 2}`;
+  } finally { app.stop(); await context.close(); }
 });
 
 // ------------------------------------------------------------------ runner
