@@ -42,7 +42,7 @@ say "daemon: $LC_CMD (default retention)"
 sample() {
   local files bytes
   files="$(find "$WORK/logs" -maxdepth 1 -name '*.log' | wc -l)"
-  bytes="$(du -sb "$WORK/logs" | cut -f1)"
+  bytes="$(du -sb "$WORK/logs" 2>/dev/null | cut -f1)"
   echo "$(date +%s) $files $bytes"
 }
 : >"$WORK/samples"

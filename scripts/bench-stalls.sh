@@ -60,6 +60,12 @@ probe_while() {
 
 port_of() { echo "${1##*:}"; }
 
+# The daemon's own view: its longest reactor turn and the most file bytes
+# one turn read (gauges since it started).
+daemon_turns() {
+  curl -s "$LC_URL/metrics" | awk '/^logcast_turn_max_microseconds /{us=$2} /^logcast_turn_read_bytes_max /{b=$2} END {printf "daemon: longest turn %.1f ms, most read in one turn %.2f MiB\n", us/1000, b/1048576}'
+}
+
 case_tail() {
   local dir="$WORK/tail" size=$((GB << 30))
   mkdir -p "$dir/logs"
@@ -78,6 +84,7 @@ case_tail() {
   t1=$(date +%s.%N)
   local end; end="$(grep -a '^data: {"reason"' "$dir/out" | tail -1)"
   echo "tail: ?tail=1 on a ${GB} GB finished log: $result; end after $(echo "$t1 - $t0" | bc) s: $end"
+  echo "tail: $(daemon_turns)"
   stop_pid "$LC_PID"
 }
 
@@ -113,6 +120,7 @@ case_list() {
   paged="$(probe_while "$port" list_pages)"
   echo "list: index of $FILES files built in $(cat "$dir/build.out") s after the daemon answered: $built"
   echo "list: then $(cat "$dir/pages.out") pages of 10,000 (GET /api/logs?limit=10000, following Link): $paged"
+  echo "list: $(daemon_turns)"
   stop_pid "$LC_PID"
 }
 
@@ -132,6 +140,7 @@ case_storm() {
   local result
   result="$(probe_while "$port" storm)"
   echo "storm: $CLIENTS clients reconnecting with Last-Event-ID: $result; $(cat "$dir/storm.out")"
+  echo "storm: $(daemon_turns)"
   stop_pid "$LC_PID"
 }
 

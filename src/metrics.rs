@@ -30,6 +30,9 @@ pub struct Metrics {
     /// Most bytes of file that stream work read in one reactor turn, in
     /// this process (a bound, not a sum: not shared between workers).
     pub turn_read_max: u64,
+    /// The longest reactor turn (µs), in this process: from `poll`
+    /// returning to the next `poll`, everything one turn did.
+    pub turn_us_max: u64,
     /// Times this worker closed its listener because it was full.
     pub listen_stops: u64,
 }
@@ -216,6 +219,12 @@ impl Metrics {
             "logcast_catchup_reads_total",
             "File reads by streams behind their tail.",
             self.catchup_reads,
+        );
+        gauge(
+            &mut out,
+            "logcast_turn_max_microseconds",
+            "The longest reactor turn of this process, in microseconds (every other connection waited that long).",
+            self.turn_us_max,
         );
         gauge(
             &mut out,

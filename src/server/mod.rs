@@ -280,6 +280,7 @@ impl Server {
                 }
                 return Err(e);
             }
+            let turn_started = Instant::now();
             let mut stop = false;
             for event in events.iter() {
                 match event.token() {
@@ -299,6 +300,8 @@ impl Server {
             }
             self.run_work();
             self.relisten_if_room();
+            let turn_us = turn_started.elapsed().as_micros() as u64;
+            self.metrics.turn_us_max = self.metrics.turn_us_max.max(turn_us);
         }
     }
 
