@@ -49,7 +49,7 @@ sample() {
 ( while kill -0 "$LC_PID" 2>/dev/null; do sample >>"$WORK/samples"; sleep 5; done ) &
 SAMPLER=$!
 if [ -n "$OHA" ]; then
-  "$OHA" -z "${SECS}s" -c "$CONNS" -m POST --no-tui --json \
+  "$OHA" -z "${SECS}s" -c "$CONNS" -m POST --no-tui --output-format json \
     "$LC_URL/api/logs?duration=1" >"$WORK/load.out" 2>"$WORK/load.err" || die "oha failed: $(cat "$WORK/load.err")"
 else
   wrk -t1 -c"$CONNS" -d"${SECS}s" -s "$ROOT/scripts/wrk-post.lua" \
