@@ -361,7 +361,10 @@ impl Conn {
     pub fn flush(&mut self) -> (Flow, usize) {
         let body = self.static_body();
         let queued = &self.out[self.out_pos..];
-        let (flow, written) = write_until_blocked(&mut self.socket, queued, body);
+        let (flow, written) = match crate::reply::by_reference(body) {
+            Some((file, at)) => send_by_reference(&mut self.socket, queued, body.len(), file, at),
+            None => write_until_blocked(&mut self.socket, queued, body),
+        };
         let from_out = written.min(queued.len());
         self.out_pos += from_out;
         if let Role::Http(h) = &mut self.role {
@@ -440,6 +443,38 @@ fn write_until_blocked(socket: &mut TcpStream, first: &[u8], second: &[u8]) -> (
             socket.write(&second[written - first.len()..])
         };
         match result {
+            Ok(0) => return (Flow::Closed, written),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (Flow::WouldBlock, written),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return (closed(&e), written),
+        }
+    }
+    (Flow::Done, written)
+}
+
+/// [`write_until_blocked`] for a body kept in a memory file: the head with
+/// `MSG_MORE` (it waits for the body, and they leave in the same packets),
+/// then the body's `len` bytes from `file` at `at` by `sendfile`, without
+/// copying them.
+fn send_by_reference(
+    socket: &mut TcpStream,
+    first: &[u8],
+    len: usize,
+    file: &std::fs::File,
+    at: u64,
+) -> (Flow, usize) {
+    use rustix::net::{send, SendFlags};
+    let mut written = 0;
+    while written < first.len() + len {
+        let result = if written < first.len() {
+            send(&*socket, &first[written..], SendFlags::MORE)
+        } else {
+            let done = written - first.len();
+            let mut offset = at + done as u64;
+            rustix::fs::sendfile(&*socket, file, Some(&mut offset), len - done)
+        };
+        match result.map_err(io::Error::from) {
             Ok(0) => return (Flow::Closed, written),
             Ok(n) => written += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (Flow::WouldBlock, written),

@@ -32,6 +32,7 @@ pub const PAGE_ETAG: &str = match std::str::from_utf8(&PAGE_TAG) {
 /// The page, or 304 when the client's `If-None-Match` names this page
 /// (for GET and HEAD alike, RFC 9110 section 13.1.2).
 pub(super) fn page(head: &RequestHead) -> Response {
+    crate::reply::keep_by_reference(PAGE.as_bytes());
     let unchanged = head
         .if_none_match
         .as_deref()
