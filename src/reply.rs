@@ -1,8 +1,10 @@
 //! Response bodies that never pass through a connection's output buffer:
 //! what follows the head (which is in the buffer) on the wire.
 //!
-//! - Fixed bytes embedded in the binary (the page) stay where they are and
-//!   go out in one `writev` with the head: one copy, the kernel's.
+//! - Fixed bytes embedded in the binary stay where they are and go out in
+//!   one `writev` with the head: one copy, the kernel's. The page is also
+//!   kept in a memory file and goes by reference (`sendfile`, the head sent
+//!   with `MSG_MORE` just before): no copy at all.
 //! - A range of a file is sent from the file as the socket drains, with
 //!   `sendfile(2)` (or, where a file system refuses it, through the
 //!   reactor's shared scratch buffer). The position in the file is the

@@ -170,6 +170,9 @@ impl Listen {
 impl Server {
     /// A reactor serving `listener` (already bound) with `config`.
     pub fn new(config: Config, dir: LogDir, listener: std::net::TcpListener) -> io::Result<Server> {
+        // The page's memory file is made now, not at the first request: a
+        // descriptor held for the process's life belongs to its start.
+        page::prepare();
         let poll = Poll::new()?;
         let mut listener = TcpListener::from_std(listener);
         poll.registry()

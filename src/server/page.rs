@@ -1,6 +1,8 @@
 //! `GET /` (SPEC section 3): the page, embedded in the binary. Its bytes
 //! are never copied into a connection's buffer: the head is, and the body
-//! follows it from the binary in the same `writev` ([`crate::reply`]). It
+//! follows it by reference, from a memory file made at start, with
+//! `sendfile` (or, where that file cannot be had, from the binary in the
+//! same `writev`) ([`crate::reply`]). It
 //! carries a strong `ETag` that the compiler computes from those bytes, and
 //! `Cache-Control: no-cache`, so a browser asks again each time and an
 //! unchanged page costs a `304 Not Modified` without a body.
@@ -31,8 +33,13 @@ pub const PAGE_ETAG: &str = match std::str::from_utf8(&PAGE_TAG) {
 
 /// The page, or 304 when the client's `If-None-Match` names this page
 /// (for GET and HEAD alike, RFC 9110 section 13.1.2).
-pub(super) fn page(head: &RequestHead) -> Response {
+/// Keeps the page in a memory file, to be sent by reference
+/// ([`crate::reply::by_reference`]).
+pub(super) fn prepare() {
     crate::reply::keep_by_reference(PAGE.as_bytes());
+}
+
+pub(super) fn page(head: &RequestHead) -> Response {
     let unchanged = head
         .if_none_match
         .as_deref()
