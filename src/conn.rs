@@ -432,25 +432,15 @@ impl Conn {
 /// one vectored write while both have bytes left; returns how it ended and
 /// how many bytes went out.
 fn write_until_blocked(socket: &mut TcpStream, first: &[u8], second: &[u8]) -> (Flow, usize) {
-    let total = first.len() + second.len();
-    let mut written = 0;
-    while written < total {
-        let result = if written < first.len() && !second.is_empty() {
+    write_all_of(first.len() + second.len(), |written| {
+        if written < first.len() && !second.is_empty() {
             socket.write_vectored(&[IoSlice::new(&first[written..]), IoSlice::new(second)])
         } else if written < first.len() {
             socket.write(&first[written..])
         } else {
             socket.write(&second[written - first.len()..])
-        };
-        match result {
-            Ok(0) => return (Flow::Closed, written),
-            Ok(n) => written += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (Flow::WouldBlock, written),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return (closed(&e), written),
         }
-    }
-    (Flow::Done, written)
+    })
 }
 
 /// [`write_until_blocked`] for a body kept in a memory file: the head with
@@ -465,8 +455,7 @@ fn send_by_reference(
     at: u64,
 ) -> (Flow, usize) {
     use rustix::net::{send, SendFlags};
-    let mut written = 0;
-    while written < first.len() + len {
+    write_all_of(first.len() + len, |written| {
         let result = if written < first.len() {
             send(&*socket, &first[written..], SendFlags::MORE)
         } else {
@@ -474,7 +463,16 @@ fn send_by_reference(
             let mut offset = at + done as u64;
             rustix::fs::sendfile(&*socket, file, Some(&mut offset), len - done)
         };
-        match result.map_err(io::Error::from) {
+        result.map_err(io::Error::from)
+    })
+}
+
+/// Calls `write(bytes written so far)` until `total` bytes are written or
+/// the socket says stop; how it ended, and the bytes written.
+fn write_all_of(total: usize, mut write: impl FnMut(usize) -> io::Result<usize>) -> (Flow, usize) {
+    let mut written = 0;
+    while written < total {
+        match write(written) {
             Ok(0) => return (Flow::Closed, written),
             Ok(n) => written += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (Flow::WouldBlock, written),

@@ -355,39 +355,27 @@ impl Engine {
                 Err(e) => return Err(e),
             },
         };
-        let filter = match self.filter_for(key, req) {
-            Ok(filter) => filter,
-            Err(why) => {
-                if new_tail {
-                    self.drop_tail(key);
-                }
-                return Ok(Opened::BadFilter(why));
-            }
+        let opened = match self.filter_for(key, req) {
+            Err(why) => Ok(Opened::BadFilter(why)),
+            Ok(filter) => self
+                .start_of(key, req, filter.is_some())
+                .map(|start| match start {
+                    Some(start) => Opened::Stream {
+                        tail: key,
+                        start,
+                        filter,
+                    },
+                    None => Opened::NoContent,
+                }),
         };
-        match self.start_of(key, req, filter.is_some()) {
-            Ok(Some(start)) => {
-                if new_tail {
-                    self.arm_next(key, now_ms);
-                }
-                Ok(Opened::Stream {
-                    tail: key,
-                    start,
-                    filter,
-                })
-            }
-            Ok(None) => {
-                if new_tail {
-                    self.drop_tail(key);
-                }
-                Ok(Opened::NoContent)
-            }
-            Err(e) => {
-                if new_tail {
-                    self.drop_tail(key);
-                }
-                Err(e)
+        // A tail opened for this request lives only if a stream follows it.
+        if new_tail {
+            match opened {
+                Ok(Opened::Stream { .. }) => self.arm_next(key, now_ms),
+                _ => self.drop_tail(key),
             }
         }
+        opened
     }
 
     /// The request's filter: the one its group already compiled, or a new
@@ -674,14 +662,13 @@ impl Engine {
             .filter(|c| c.generation == job.generation && !c.is_closing())
             .and_then(Conn::stream)
             .filter(|s| s.seeking);
-        let Some(f) = stream.and_then(|s| self.tails.get_mut(s.tail)) else {
+        let Some((s, f)) = stream.and_then(|s| Some((s, self.tails.get_mut(s.tail)?))) else {
             return Ok(Some(0)); // nothing waits for it any more
         };
         let before = f.tail.files_open();
-        let filter = stream.and_then(|s| f.fanout.filter(s.group));
+        let filter = f.fanout.filter(s.group);
         let step = job.seek.step(&mut f.tail, &mut self.buf, filter);
-        let tail = stream.map_or(0, |s| s.tail);
-        self.recount(tail, before);
+        self.recount(s.tail, before);
         match step? {
             Step::Found(offset) => Ok(Some(offset)),
             Step::Read(n) => {
