@@ -938,6 +938,10 @@ async function twoTabs(noLocks) {
     await t1.close();
     await t2.waitForFunction(() => document.documentElement.dataset.eventsLeader === 'true', null, { timeout: 10000 })
       .catch(() => { throw new Failure('tab 2 did not take over the events stream'); });
+    // The page opens its EventSource as it takes the lead; the browser's
+    // request event reaches this process a moment later.
+    await waitFor('the new leader\'s /api/events request', () => events.length >= 2, 5000, 50);
+    await sleep(300); // and no third one right behind it
     eq(events.length, 2, `/api/events requests after the leader closed (${events.join(', ')})`);
     check(/[?&]since=/.test(events[1]), `the new leader resumes with ?since= (${events[1]})`);
     const b = (await (await fetch(`${ctx.daemon.url}/api/logs?duration=1`, { method: 'POST' })).json()).log_id;
