@@ -875,3 +875,89 @@ fn poll_mode_heartbeats_come_between_polls() {
 fn poll_mode_heartbeats_come_with_a_fast_poll() {
     check_heartbeats(&["--watch", "poll", "--poll-interval-ms", "100"]);
 }
+
+// ---------------------------------------------------------------------------
+// 10. Lines written fast go out in batches where the fan-out is large
+
+/// `logcast_tail_reads_total`: reads of a tail that found new bytes.
+fn tail_reads(d: &Daemon) -> f64 {
+    d.metric("logcast_tail_reads_total")
+        .expect("logcast_tail_reads_total")
+}
+
+/// Appends `n` lines to `path`, one `write` each, `every` apart; returns the
+/// file's content afterwards.
+fn append_paced(path: &Path, n: usize, every: Duration) -> Vec<u8> {
+    for i in 0..n {
+        append(path, format!("paced line {i:03}\n").as_bytes());
+        std::thread::sleep(every);
+    }
+    fs::read(path).expect("read log")
+}
+
+/// Reads every follower until it holds `want` (or 10 s pass); each must then
+/// hold exactly `want`.
+fn expect_followers(followers: &mut [Follower], want: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut chunk = [0u8; 16384];
+    let mut pending: Vec<usize> = (0..followers.len()).collect();
+    while !pending.is_empty() && Instant::now() < deadline {
+        pending.retain(|&j| {
+            let f = &mut followers[j];
+            f.sock
+                .set_read_timeout(Some(Duration::from_millis(5)))
+                .expect("timeout");
+            if let Ok(got) = f.sock.read(&mut chunk) {
+                f.body.extend_from_slice(&chunk[..got]);
+            }
+            f.body.len() < want.len() && want.as_bytes().starts_with(&f.body)
+        });
+    }
+    for (j, f) in followers.iter().enumerate() {
+        assert!(
+            f.body == want.as_bytes(),
+            "{what}: stream {j}: {}",
+            first_difference(&f.body, want.as_bytes())
+        );
+    }
+}
+
+/// 40 lines appended 5 ms apart to a log with 300 streams: they reach every
+/// stream, exactly, but in batches (a 300-stream fan-out waits 30 ms after
+/// the last one), so the daemon reads the log far fewer than 40 times. The
+/// same appends to a log with one stream are read as they come.
+#[test]
+fn auto_fast_lines_to_a_log_with_many_streams_go_out_in_batches() {
+    let d = start(&[
+        "--poll-interval-ms",
+        NO_POLL,
+        "--heartbeat-interval-ms",
+        "600000",
+    ]);
+    let many = d.log_path("many");
+    write_file(&many, b"");
+    let ids = vec!["many".to_string(); 300];
+    let mut followers = open_followers(&d, &ids, 100);
+    let before = tail_reads(&d);
+    let content = append_paced(&many, 40, Duration::from_millis(5));
+    expect_followers(&mut followers, &frames(&content, 0), "300 streams");
+    let batched = tail_reads(&d) - before;
+    assert!(
+        (1.0..=20.0).contains(&batched),
+        "40 appends 5 ms apart to a log with 300 streams were read {batched} times; \
+         want batches (at most 20 reads)"
+    );
+
+    let one = d.log_path("one");
+    write_file(&one, b"");
+    let mut single = open_followers(&d, &["one".to_string()], 1);
+    let before = tail_reads(&d);
+    let content = append_paced(&one, 40, Duration::from_millis(10));
+    expect_followers(&mut single, &frames(&content, 0), "one stream");
+    let unbatched = tail_reads(&d) - before;
+    assert!(
+        unbatched >= 10.0,
+        "40 appends 10 ms apart to a log with one stream were read only {unbatched} \
+         times; a log with one stream must not wait for a batch"
+    );
+}

@@ -9,6 +9,9 @@
 //!    ([`tail::Tail::refresh`]): one `fstat` of its descriptor, plus a `stat`
 //!    of the path when a name changed. New bytes are read once and framed
 //!    once into a [`crate::sse::Block`], however many streams follow the log.
+//!    (A log with many streams that was fanned out moments ago waits out a
+//!    short batching gap first, [`Engine::batch_gap_ms`]: written fast, its
+//!    lines go out in batches, never costing more per line than polling.)
 //! 3. [`fanout::Fanout::send`] writes that block straight to every stream
 //!    at the tail's offset. A stream whose socket was full keeps only the
 //!    unsent rest of one event and falls behind; when its socket drains,
@@ -81,6 +84,12 @@ const LOOKS_PER_TURN: usize = 512;
 
 /// Most notification reads (4 KiB each) per turn.
 const NOTIFY_READS: usize = 64;
+
+/// Streams per millisecond of batching gap: a log's notified changes are
+/// read at once while its fan-outs stay under about 10,000 socket writes
+/// a second; beyond that its lines wait for the next batch (see
+/// [`Engine::batch_gap_ms`]).
+const STREAMS_PER_GAP_MS: u64 = 10;
 
 /// Descriptors of watched logs kept open at most; beyond it the least
 /// recently used log lets its descriptor go.
@@ -160,6 +169,13 @@ struct Followed {
     /// Waiting in the stale queue, and whether that look must stat the path.
     stale: bool,
     check_path: bool,
+    /// The stale mark came from content notifications only: the look may
+    /// wait for the batching gap.
+    batchable: bool,
+    /// When a look held back for batching is due.
+    batch_due_ms: Option<u64>,
+    /// When new bytes were last read and fanned out.
+    last_fanout_ms: u64,
     /// Where the directory said our file was renamed to.
     moved_to: Option<PathBuf>,
     last_change_ms: u64,
@@ -429,6 +445,9 @@ impl Engine {
             armed_at: None,
             stale: false,
             check_path: false,
+            batchable: false,
+            batch_due_ms: None,
+            last_fanout_ms: 0,
             moved_to: None,
             last_change_ms: now_ms,
             used_seq: 0,
@@ -533,7 +552,11 @@ impl Engine {
 
     fn apply(&mut self, event: DirEvent) {
         match event {
-            DirEvent::Content(name) => self.mark_name(&name, false),
+            DirEvent::Content(name) => {
+                if let Some(key) = self.key_of_name(&name) {
+                    self.mark_content(key);
+                }
+            }
             DirEvent::Name(name) => self.mark_name(&name, true),
             DirEvent::MovedFrom { name, cookie } => {
                 if let Some(key) = self.key_of_name(&name) {
@@ -596,10 +619,52 @@ impl Engine {
             return;
         };
         f.check_path |= check_path;
+        f.batchable = false;
         if !f.stale {
             f.stale = true;
             self.stale.push_back(key);
         }
+    }
+
+    /// Queues a look at tail `key` for new content; [`Engine::run`] may
+    /// hold it back for batching. Any other reason to look wins.
+    fn mark_content(&mut self, key: usize) {
+        let Some(f) = self.tails.get_mut(key) else {
+            return;
+        };
+        if !f.stale {
+            f.stale = true;
+            f.batchable = true;
+            self.stale.push_back(key);
+        }
+    }
+
+    /// How long after its last fan-out a log's next notified change waits,
+    /// so that lines written fast go out in batches: a fan-out costs a
+    /// write per stream, and polling would cost one per poll interval. So
+    /// a log with few streams is read at every change (1 to 9 streams: no
+    /// gap), one with 1,000 or more at most once per poll interval, as
+    /// polling would: CPU per delivered line never above polling's, and
+    /// the first line after a quiet spell still goes out at once.
+    fn batch_gap_ms(&self, streams: usize) -> u64 {
+        (streams as u64 / STREAMS_PER_GAP_MS).min(self.config.poll_interval_ms)
+    }
+
+    /// Holds a content look at tail `key` back until its batching gap has
+    /// passed since its last fan-out; `false` when it may look now.
+    fn hold_for_batch(&mut self, key: usize, now_ms: u64) -> bool {
+        let f = &self.tails[key];
+        if !f.batchable || f.polled {
+            return false;
+        }
+        let due = f.last_fanout_ms + self.batch_gap_ms(f.fanout.len());
+        if now_ms >= due {
+            return false;
+        }
+        let f = &mut self.tails[key];
+        f.batch_due_ms = Some(f.batch_due_ms.map_or(due, |d| d.min(due)));
+        self.arm(key, due);
+        true
     }
 
     /// One turn of engine work: read notifications left over, look at stale
@@ -621,6 +686,9 @@ impl Engine {
             };
             let check_path = std::mem::take(&mut f.check_path);
             f.stale = false;
+            if self.hold_for_batch(key, now_ms) {
+                continue;
+            }
             read += self.look(key, now_ms, check_path, conns, m);
         }
         self.run_seeks(conns);
@@ -834,6 +902,7 @@ impl Engine {
             let consumed = (f.tail.offset() - before) as usize;
             read += consumed;
             f.last_change_ms = now_ms;
+            f.last_fanout_ms = now_ms;
             f.fanout
                 .send(block, &buf[..consumed], conns, now_ms, m, closed);
         }
@@ -987,6 +1056,9 @@ impl Engine {
         if let Some(deleted_at) = f.tail.deleted_at_ms() {
             due = due.min(deleted_at);
         }
+        if let Some(batch) = f.batch_due_ms {
+            due = due.min(batch);
+        }
         due = due.min(f.stall_check_ms);
         self.arm(key, due.max(now_ms));
     }
@@ -1017,6 +1089,10 @@ impl Engine {
         }
         let heartbeat_due = now_ms >= f.fanout.heartbeat_due(self.config.heartbeat_interval_ms);
         let mut look = f.tail.deleted_at_ms().is_some_and(|t| now_ms >= t);
+        if f.batch_due_ms.is_some_and(|t| now_ms >= t) {
+            f.batch_due_ms = None;
+            look = true;
+        }
         if f.polled && now_ms >= f.next_poll_ms {
             f.next_poll_ms = now_ms + self.config.poll_interval_ms;
             m.tail_polls += 1;
