@@ -961,3 +961,62 @@ fn auto_fast_lines_to_a_log_with_many_streams_go_out_in_batches() {
          times; a log with one stream must not wait for a batch"
     );
 }
+
+/// 2,200 idle streams of one log, heartbeats every second: a group this
+/// large gets its heartbeats in two slices half an interval apart (spread,
+/// not one burst), and every stream gets one within two intervals.
+#[test]
+fn heartbeats_of_a_large_group_are_spread_over_the_interval() {
+    const STREAMS: usize = 2_200;
+    common::raise_own_nofile_limit();
+    let d = start(&["--heartbeat-interval-ms", "1000"]);
+    write_file(&d.log_path("quiet"), b"");
+    let ids = vec!["quiet".to_string(); STREAMS];
+    let mut followers = open_followers(&d, &ids, 250);
+    let opened = Instant::now();
+    let mut first: Vec<Option<Duration>> = vec![None; STREAMS];
+    let mut chunk = [0u8; 256];
+    for f in &followers {
+        f.sock.set_nonblocking(true).expect("nonblocking");
+    }
+    while first.iter().any(Option::is_none) && opened.elapsed() < Duration::from_secs(4) {
+        for (j, f) in followers.iter_mut().enumerate() {
+            if first[j].is_some() {
+                continue;
+            }
+            match f.sock.read(&mut chunk) {
+                Ok(0) => panic!("stream {j}: closed by the server"),
+                Ok(n) => f.body.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => panic!("stream {j}: {e}"),
+            }
+            if f.body.starts_with(KEEPALIVE.as_bytes()) {
+                first[j] = Some(opened.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let missing = first.iter().filter(|t| t.is_none()).count();
+    assert_eq!(
+        missing, 0,
+        "streams without a heartbeat within 4 s (interval 1 s)"
+    );
+    let times: Vec<Duration> = first.into_iter().flatten().collect();
+    let (earliest, latest) = (times.iter().min(), times.iter().max());
+    let spread = latest
+        .zip(earliest)
+        .map(|(l, e)| *l - *e)
+        .unwrap_or_default();
+    assert!(
+        spread >= Duration::from_millis(300),
+        "the first heartbeats of 2,200 streams came within {spread:?} of each other \
+         (earliest {earliest:?}, latest {latest:?}); want two slices ~500 ms apart"
+    );
+    for (j, f) in followers.iter().enumerate() {
+        assert!(
+            KEEPALIVE.as_bytes().starts_with(&f.body) || f.body.starts_with(KEEPALIVE.as_bytes()),
+            "stream {j}: {}",
+            show(&f.body)
+        );
+    }
+}

@@ -10,6 +10,14 @@
 //! bytes once more, keeping only its lines, and shares that block among
 //! its streams. So a line is matched once per distinct filter, not once per
 //! stream; a group, and its compiled filter, lives while it has streams.
+//!
+//! Heartbeats are owed to a group a heartbeat interval after its last
+//! lines. A group of up to [`MAX_BEAT_SLICE`] streams gets them all in
+//! one turn; a larger one in even slices spread over the interval
+//! ([`Beat`]), so no turn writes a whole 19,000-stream group's heartbeats
+//! (100 ms of writes) while a line waits behind them. Slices stay large:
+//! on loopback a burst of writes shares the readers' wake-ups, which cost
+//! more than the writes.
 
 use std::rc::Rc;
 
@@ -37,28 +45,67 @@ pub struct StreamState {
     pub seeking: bool,
 }
 
+/// Heartbeats sent in one turn at most, per group: about 10 ms of writes,
+/// so a line never waits long behind them.
+pub const MAX_BEAT_SLICE: usize = 2048;
+
 /// The streams of one tail with the same filter (or none).
 #[derive(Debug)]
 struct Group {
     filter: Option<Rc<Filter>>,
     streams: Vec<usize>,
-    /// Last time anything was sent to this group's streams at the tail
-    /// (its heartbeats are due a heartbeat interval after it).
-    last_sent_ms: u64,
+    beat: Beat,
+}
+
+/// Where a group's heartbeats are: the next slice is due at `due_ms` and
+/// starts at stream `cursor`. Lines sent to the group start it over, a
+/// whole interval later. In a long silence each stream gets one heartbeat
+/// per interval, in its slice's place.
+#[derive(Debug, Clone, Copy)]
+struct Beat {
+    due_ms: u64,
+    cursor: usize,
+}
+
+impl Beat {
+    fn after_lines(now_ms: u64, every_ms: u64) -> Beat {
+        Beat {
+            due_ms: now_ms + every_ms,
+            cursor: 0,
+        }
+    }
+
+    /// The streams of the slice due now, out of `n`; moves to the next.
+    fn take_slice(&mut self, n: usize, now_ms: u64, every_ms: u64) -> std::ops::Range<usize> {
+        let slices = n.div_ceil(MAX_BEAT_SLICE).max(1);
+        let start = if self.cursor < n { self.cursor } else { 0 };
+        let end = (start + n.div_ceil(slices)).min(n);
+        self.cursor = if end >= n { 0 } else { end };
+        let period = (every_ms / slices as u64).max(1);
+        self.due_ms = (self.due_ms + period).max(now_ms + 1);
+        start..end
+    }
 }
 
 /// The streams following one tail.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Fanout {
     groups: Slab<Group>,
     streams: usize,
     /// A filtered group's block, framed afresh for each group.
     filtered: Block,
+    /// `--heartbeat-interval-ms`.
+    every_ms: u64,
 }
 
 impl Fanout {
-    pub fn new() -> Fanout {
-        Fanout::default()
+    pub fn new(heartbeat_every_ms: u64) -> Fanout {
+        Fanout {
+            groups: Slab::new(),
+            streams: 0,
+            filtered: Block::default(),
+            every_ms: heartbeat_every_ms.max(1),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -88,11 +135,11 @@ impl Fanout {
         self.groups.get(group)?.filter.as_deref()
     }
 
-    /// When the next heartbeat is due, for the group that waited longest.
-    pub fn heartbeat_due(&self, every_ms: u64) -> u64 {
+    /// When the next heartbeat slice is due, of any group.
+    pub fn heartbeat_due(&self) -> u64 {
         self.groups
             .iter()
-            .map(|(_, g)| g.last_sent_ms + every_ms)
+            .map(|(_, g)| g.beat.due_ms)
             .min()
             .unwrap_or(u64::MAX)
     }
@@ -110,7 +157,7 @@ impl Fanout {
             self.groups.insert(Group {
                 filter,
                 streams: Vec::new(),
-                last_sent_ms: now_ms,
+                beat: Beat::after_lines(now_ms, self.every_ms),
             })
         });
         let streams = &mut self.groups[group].streams;
@@ -161,7 +208,10 @@ impl Fanout {
         closed: &mut Vec<usize>,
     ) {
         let Fanout {
-            groups, filtered, ..
+            groups,
+            filtered,
+            every_ms,
+            ..
         } = self;
         for (_, g) in groups.iter_mut() {
             let block = match &g.filter {
@@ -173,7 +223,7 @@ impl Fanout {
                 }
             };
             if !block.is_empty() {
-                g.last_sent_ms = now_ms;
+                g.beat = Beat::after_lines(now_ms, *every_ms);
             }
             for &key in &g.streams {
                 if let Some(conn) = conns.get_mut(key) {
@@ -249,24 +299,23 @@ impl Fanout {
         }
     }
 
-    /// A `: keepalive` comment to every stream of a group due for one
-    /// (nothing sent to it for `every_ms`) that is at the tail's `offset`,
-    /// idle and writable (the others are busy sending lines anyway).
+    /// A `: keepalive` comment to each stream of the slices due (see
+    /// [`Beat`]) that is at the tail's `offset`, idle and writable (the
+    /// others are busy sending lines anyway).
     pub fn heartbeat(
         &mut self,
         offset: u64,
-        every_ms: u64,
         conns: &mut Slab<Conn>,
         now_ms: u64,
         m: &mut Metrics,
         closed: &mut Vec<usize>,
     ) {
         for (_, g) in self.groups.iter_mut() {
-            if now_ms < g.last_sent_ms + every_ms {
+            if now_ms < g.beat.due_ms {
                 continue;
             }
-            g.last_sent_ms = now_ms;
-            heartbeat_group(&g.streams, offset, conns, m, closed);
+            let slice = g.beat.take_slice(g.streams.len(), now_ms, self.every_ms);
+            heartbeat_group(&g.streams[slice], offset, conns, m, closed);
         }
     }
 }
@@ -335,4 +384,58 @@ pub fn flush(conn: &mut Conn, m: &mut Metrics) -> Flow {
     let (flow, n) = conn.flush();
     m.bytes_sent += n as u64;
     flow
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Slices of a silent group: `(start, end, due after)` for `rounds`
+    /// slices, the first due at 1,000.
+    fn slices(n: usize, every: u64, rounds: usize) -> Vec<(usize, usize, u64)> {
+        let mut beat = Beat::after_lines(0, 1_000);
+        let mut out = Vec::new();
+        for _ in 0..rounds {
+            let now = beat.due_ms;
+            let r = beat.take_slice(n, now, every);
+            out.push((r.start, r.end, beat.due_ms));
+        }
+        out
+    }
+
+    #[test]
+    fn a_small_group_beats_whole_once_per_interval() {
+        assert_eq!(
+            slices(100, 1_000, 3),
+            vec![(0, 100, 2_000), (0, 100, 3_000), (0, 100, 4_000)]
+        );
+    }
+
+    #[test]
+    fn a_large_group_beats_in_even_slices_each_stream_once_per_interval() {
+        // 5,000 streams: 3 slices of at most 1,667, a third of the interval apart.
+        assert_eq!(
+            slices(5_000, 3_000, 4),
+            vec![
+                (0, 1_667, 2_000),
+                (1_667, 3_334, 3_000),
+                (3_334, 5_000, 4_000),
+                (0, 1_667, 5_000)
+            ]
+        );
+        // A full process's 19,900 streams: 10 slices of at most 1,990.
+        let s = slices(19_900, 15_000, 11);
+        assert_eq!(s[0], (0, 1_990, 2_500));
+        assert_eq!(s[9], (17_910, 19_900, 16_000));
+        assert_eq!(s[10], (0, 1_990, 17_500));
+    }
+
+    #[test]
+    fn a_group_that_shrinks_mid_round_starts_over() {
+        let mut beat = Beat::after_lines(0, 1_000);
+        let first = beat.take_slice(5_000, 1_000, 3_000);
+        assert_eq!(first, 0..1_667);
+        assert_eq!(beat.take_slice(500, 2_000, 3_000), 0..500);
+        assert_eq!(beat.due_ms, 5_000);
+    }
 }
