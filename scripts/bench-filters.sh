@@ -37,7 +37,7 @@ say "building release binaries"
 (cd "$ROOT" && timeout 1800 cargo build --release --bins >&2)
 LOAD="${LOGCAST_LOAD:-$REL/logcast-load}"
 [ -x "$LOAD" ] || die "no logcast-load at $LOAD"
-command -v python3 >/dev/null || apt_install python3 || die "python3 is needed"
+need_tool python3
 
 WORK="$(mktemp -d /tmp/logcast-filters.XXXXXX)"
 say "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%d GiB", $2/1048576}' /proc/meminfo); commit $(git -C "$ROOT" rev-parse --short HEAD)"

@@ -82,9 +82,10 @@ D_HOLD=10
 BUILD=0
 KEEP=0
 
-usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 die() { echo "bench-latency: $*" >&2; exit 1; }
 say() { echo "bench-latency: $*" >&2; }
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -120,31 +121,13 @@ for v in "$A_RATE" "$A_HOLD" "$A_WRITE_MS" "$B_LOGS" "$B_RATE" "$B_HOLD" "$C_STR
 done
 [ "$(nproc)" -ge 2 ] || die "needs 2 cores (servers on CPU 0, load on CPU 1)"
 
-RES="$(mktemp -d /tmp/logcast-bench.XXXXXX)"
-chmod 755 "$RES"
-WORK="$RES/work"
-mkdir -p "$WORK"
-STARTED=()
-cleanup() {
-  stop_all
-  if [ "$KEEP" = 1 ]; then say "kept $WORK"; else rm -rf "$WORK"; fi
-  say "results in $RES"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP PIPE
+results_dir bench
 
 # ---- prerequisites -----------------------------------------------------------
-# shellcheck source=scripts/lib.sh
-. "$ROOT/scripts/lib.sh"
-command -v curl >/dev/null || apt_install curl || die "curl is needed"
-command -v python3 >/dev/null || apt_install python3 || die "python3 is needed"
-command -v taskset >/dev/null || apt_install util-linux || die "taskset is needed"
-if [ "$BUILD" = 1 ] || [ ! -x "$REL/logcast-load" ] || [ ! -x "$REL/write-floor" ] || { [ -z "$BIN" ] && [ ! -x "$REL/logcast" ]; }; then
-  say "cargo build --release --workspace"
-  (cd "$ROOT" && timeout 1800 cargo build --release --workspace --bins >&2)
-fi
-BIN="${BIN:-$REL/logcast}"
-[ -x "$BIN" ] || die "no logcast at $BIN"
+need_tool curl
+need_tool python3
+need_tool taskset util-linux
+release_bins
 if logcast_has_watch "$BIN"; then
   MODES="${MODES:-auto poll}"
 else

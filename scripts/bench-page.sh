@@ -19,6 +19,8 @@ BIN="$ROOT/target/release/logcast"
 
 say() { echo "bench-page: $*" >&2; }
 die() { say "$*"; exit 1; }
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -33,14 +35,9 @@ done
 [ "$(nproc)" -ge 2 ] || die "needs 2 cores (servers on CPU 0, wrk on CPU 1)"
 [ -x "$BIN" ] || die "no $BIN: cargo build --release"
 
-WORK="$(mktemp -d /tmp/logcast-bench-page.XXXXXX)"
-STARTED=()
-trap 'stop_all; rm -rf "$WORK"' EXIT
-trap 'exit 130' INT TERM HUP PIPE
-# shellcheck source=scripts/lib.sh
-. "$ROOT/scripts/lib.sh"
-command -v wrk >/dev/null || apt_install wrk || die "wrk is needed"
-command -v taskset >/dev/null || apt_install util-linux || die "taskset is needed"
+work_dir bench-page
+need_tool wrk
+need_tool taskset util-linux
 NGINX_BIN="$(nginx_bin)"
 [ -n "$NGINX_BIN" ] || die "nginx is needed"
 

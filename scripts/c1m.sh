@@ -56,9 +56,10 @@ FLOOR=1
 BUILD=0
 FORCE=0
 
-usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 die() { echo "c1m: $*" >&2; exit 1; }
 say() { echo "c1m: $(date +%T) $*" >&2; }
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -87,12 +88,7 @@ P="${P:-$(( (N + 17999) / 18000 ))}"
 DRAIN="${DRAIN:-$(( 5 + N / 40000 ))}"
 [ "$K" -ge 1 ] && [ "$K" -le 65000 ] || die "--sources: 1..65000"
 
-if [ "$BUILD" = 1 ] || [ ! -x "$REL/logcast-load" ] || [ ! -x "$REL/write-floor" ] || { [ -z "$BIN" ] && [ ! -x "$REL/logcast" ]; }; then
-  say "cargo build --release --workspace"
-  (cd "$ROOT" && timeout 1800 cargo build --release --workspace --bins >&2)
-fi
-BIN="${BIN:-$REL/logcast}"
-[ -x "$BIN" ] || die "no logcast at $BIN"
+release_bins
 
 # ---- the machine -------------------------------------------------------------
 meminfo() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; } # KiB

@@ -77,9 +77,10 @@ DO_FLOOR=1
 BUILD=0
 KEEP=0
 
-usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 die() { echo "compare: $*" >&2; exit 1; }
 say() { echo "compare: $*" >&2; }
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -111,25 +112,13 @@ done
 [ "$(nproc)" -ge 2 ] || die "needs 2 cores (server on CPU 0, load on CPU 1)"
 
 # RES: results, kept; TMP: work files (logs, nginx), removed unless --keep
-RES="$(mktemp -d /tmp/logcast-compare.XXXXXX)"
-chmod 755 "$RES"
-TMP="$RES/work"
-mkdir -p "$TMP"
-STARTED=()
-cleanup() {
-  stop_all
-  if [ "$KEEP" = 1 ]; then say "kept $TMP"; else rm -rf "$TMP"; fi
-  say "results in $RES"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP PIPE
+results_dir compare
+TMP="$WORK"
 
 # ---- prerequisites -----------------------------------------------------------
-# shellcheck source=scripts/lib.sh
-. "$ROOT/scripts/lib.sh"
-command -v curl >/dev/null || apt_install curl || die "curl is needed"
-command -v python3 >/dev/null || apt_install python3 || die "python3 is needed"
-command -v taskset >/dev/null || apt_install util-linux || die "taskset is needed"
+need_tool curl
+need_tool python3
+need_tool taskset util-linux
 NGINX_BIN=""
 if [ "$NGINX" = 1 ] || [ "$NCHAN" = 1 ]; then NGINX_BIN="$(nginx_bin)"; fi
 if [ -z "$NGINX_BIN" ]; then
@@ -149,12 +138,7 @@ if [ "$DO_HTTP" = 1 ]; then
   case " $TOOLS " in *" oha "*) OHA="$(find_oha)" ;; esac
 fi
 
-if [ "$BUILD" = 1 ] || [ ! -x "$REL/logcast-load" ] || [ ! -x "$REL/write-floor" ] || { [ -z "$BIN" ] && [ ! -x "$REL/logcast" ]; }; then
-  say "cargo build --release --workspace"
-  (cd "$ROOT" && timeout 1800 cargo build --release --workspace --bins >&2)
-fi
-BIN="${BIN:-$REL/logcast}"
-[ -x "$BIN" ] || die "no logcast at $BIN"
+release_bins
 LC_ARGS=()
 if [ -n "$WATCH" ]; then
   logcast_has_watch "$BIN" || die "--watch $WATCH: $BIN has no --watch option"

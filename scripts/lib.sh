@@ -1,11 +1,24 @@
 # shellcheck shell=bash
-# Shared helpers for the bench scripts (sourced, not run): installing the
-# tools they need on a fresh machine, starting and stopping the servers.
-# Callers define `say` and `die` first, and, for the start_* helpers, an
-# array STARTED (every pid started is appended to it; the caller's EXIT trap
-# stops them) and REL (the directory of the release binaries).
+# Shared helpers for the bench and load scripts (sourced, not run; by
+# scripts/bench-*.sh, compare.sh, c1m.sh and loadtest.sh). It owns:
+#   - their common preamble: --help from the script's header (usage), the
+#     tools they need, installed on a fresh machine (need_tool, apt_install,
+#     find_oha, nginx_bin, nchan_module), the release binaries, built when
+#     missing (release_bins), and the temporary and results directories with
+#     the EXIT trap that stops what was started and removes them (work_dir,
+#     results_dir);
+#   - starting and stopping the servers (start_logcast, start_nchan,
+#     stop_pid, stop_all) and small tools (free_port, jq_get, pin, make_logs).
+# Each script keeps its own options, defaults and output. Callers define
+# `say` and `die` first, and, for the start_* helpers, an array STARTED (every
+# pid started is appended to it; the caller's EXIT trap stops them) and REL
+# (the directory of the release binaries).
 
 apt_updated=0
+
+# usage: prints the calling script's header, from its line 2 down to its
+# `set -euo pipefail` line (left out), without the comment marks: its --help.
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
 # apt_install PKG...: as root, `apt-get update` once per script, then install.
 apt_install() {
@@ -56,6 +69,52 @@ nchan_module() {
     apt_install nginx libnginx-mod-nchan || { say "cannot install libnginx-mod-nchan"; return 0; }
   fi
   if [ -f "$m" ]; then echo "$m"; fi
+}
+
+# need_tool CMD [PACKAGE [MESSAGE]]: CMD is on the PATH, or apt_install
+# PACKAGE (default CMD) brings it, or die with MESSAGE (default "CMD is needed").
+need_tool() { command -v "$1" >/dev/null || apt_install "${2:-$1}" || die "${3:-$1 is needed}"; }
+
+# release_bins: cargo build --release --workspace when BUILD=1 or a binary is
+# missing from REL (logcast-load, write-floor, and logcast unless BIN names
+# another); then BIN (default REL/logcast) must be there. Needs ROOT.
+release_bins() {
+  if [ "${BUILD:-0}" = 1 ] || [ ! -x "$REL/logcast-load" ] || [ ! -x "$REL/write-floor" ] || { [ -z "$BIN" ] && [ ! -x "$REL/logcast" ]; }; then
+    say "cargo build --release --workspace"
+    (cd "$ROOT" && timeout 1800 cargo build --release --workspace --bins >&2)
+  fi
+  BIN="${BIN:-$REL/logcast}"
+  [ -x "$BIN" ] || die "no logcast at $BIN"
+}
+
+# work_dir NAME: WORK, a new /tmp/logcast-NAME.XXXXXX, and STARTED, empty. On
+# exit everything in STARTED is stopped and WORK removed; INT, TERM, HUP and
+# PIPE exit 130 (through that EXIT trap).
+work_dir() {
+  WORK="$(mktemp -d "/tmp/logcast-$1.XXXXXX")"
+  STARTED=()
+  trap 'stop_all; rm -rf "$WORK"' EXIT
+  trap 'exit 130' INT TERM HUP PIPE
+}
+
+# results_dir NAME: RES, a new /tmp/logcast-NAME.XXXXXX for the results (kept,
+# readable by all), WORK=$RES/work for the work files, and STARTED, empty. On
+# exit everything in STARTED is stopped, WORK is removed (`kept WORK` with
+# KEEP=1) and the script says `results in RES`; INT, TERM, HUP and PIPE exit
+# 130 (through that EXIT trap).
+results_dir() {
+  RES="$(mktemp -d "/tmp/logcast-$1.XXXXXX")"
+  chmod 755 "$RES"
+  WORK="$RES/work"
+  mkdir -p "$WORK"
+  STARTED=()
+  trap results_dir_cleanup EXIT
+  trap 'exit 130' INT TERM HUP PIPE
+}
+results_dir_cleanup() {
+  stop_all
+  if [ "${KEEP:-0}" = 1 ]; then say "kept $WORK"; else rm -rf "$WORK"; fi
+  say "results in $RES"
 }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

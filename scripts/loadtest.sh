@@ -49,9 +49,10 @@ LOAD_CPU=auto
 LABEL=logcast
 TSV=""
 
-usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 die() { echo "loadtest: $*" >&2; exit 1; }
 say() { echo "loadtest: $*" >&2; }
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -81,29 +82,12 @@ fi
 if [ "$LOAD_CPU" = auto ]; then
   if [ "$CORES" -ge 2 ] && [ -z "$URL" ]; then LOAD_CPU=1; else LOAD_CPU=""; fi
 fi
-pin() { if [ -n "$1" ]; then echo "taskset -c $1"; fi; }
 
-TMP="$(mktemp -d /tmp/logcast-loadtest.XXXXXX)"
-STARTED=()
-cleanup() {
-  local p
-  for p in "${STARTED[@]+"${STARTED[@]}"}"; do
-    kill -TERM "$p" 2>/dev/null || true
-  done
-  for p in "${STARTED[@]+"${STARTED[@]}"}"; do
-    for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-  done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP PIPE
+work_dir loadtest
 
 # ---- tools -------------------------------------------------------------------
-# shellcheck source=scripts/lib.sh
-. "$ROOT/scripts/lib.sh"
-command -v curl >/dev/null || apt_install curl || die "curl is needed"
-command -v python3 >/dev/null || apt_install python3 || die "python3 is needed (to read oha's JSON)"
+need_tool curl
+need_tool python3 python3 "python3 is needed (to read oha's JSON)"
 
 WRK=""
 OHA=""
@@ -131,15 +115,15 @@ if [ -z "$URL" ]; then
     fi
   fi
   [ -x "$BIN" ] || die "no daemon at $BIN"
-  mkdir -p "$TMP/logs"
-  : >"$TMP/daemon.out"
+  mkdir -p "$WORK/logs"
+  : >"$WORK/daemon.out"
   # shellcheck disable=SC2046
-  RUST_LOG=warn $(pin "$DAEMON_CPU") "$BIN" --port 0 --log-dir "$TMP/logs" >"$TMP/daemon.out" 2>"$TMP/daemon.err" &
+  RUST_LOG=warn $(pin "$DAEMON_CPU") "$BIN" --port 0 --log-dir "$WORK/logs" >"$WORK/daemon.out" 2>"$WORK/daemon.err" &
   STARTED+=($!)
   for _ in $(seq 1 100); do
-    URL="$(sed -n 's/^listening on \(http:[^ ]*\).*/\1/p' "$TMP/daemon.out" 2>/dev/null | head -1 || true)"
+    URL="$(sed -n 's/^listening on \(http:[^ ]*\).*/\1/p' "$WORK/daemon.out" 2>/dev/null | head -1 || true)"
     [ -n "$URL" ] && break
-    kill -0 "${STARTED[-1]}" 2>/dev/null || { cat "$TMP/daemon.err" >&2; die "the daemon exited"; }
+    kill -0 "${STARTED[-1]}" 2>/dev/null || { cat "$WORK/daemon.err" >&2; die "the daemon exited"; }
     sleep 0.1
   done
   [ -n "$URL" ] || die "the daemon printed no URL"
@@ -194,7 +178,7 @@ run_oha() { # path shown
   local out
   # shellcheck disable=SC2046
   out="$(timeout $((DURATION + 30)) $(pin "$LOAD_CPU") "$OHA" -z "${DURATION}s" -c "$CONNS" --no-tui \
-        --output-format json "$URL$1" 2>"$TMP/oha.err")" || true
+        --output-format json "$URL$1" 2>"$WORK/oha.err")" || true
   local parsed
   parsed="$(printf '%s' "$out" | python3 -c '
 import json, sys
@@ -211,7 +195,7 @@ non2xx = sum(n for c, n in codes.items() if not str(c).startswith("2"))
 sockerr = sum(n for e, n in errs.items() if "deadline" not in e.lower())
 ms = lambda v: "%.2f" % (v * 1000) if isinstance(v, (int, float)) else "-"
 print("%.0f\t%s\t%s\t%d\t%d" % (s.get("requestsPerSec", 0), ms(lp.get("p50")), ms(lp.get("p99")), sockerr, non2xx))
-')" || { say "oha $1 failed: $(tail -3 "$TMP/oha.err")"; row "$2" oha no - - - - -; return; }
+')" || { say "oha $1 failed: $(tail -3 "$WORK/oha.err")"; row "$2" oha no - - - - -; return; }
   local rps p50 p99 se nx
   IFS=$'\t' read -r rps p50 p99 se nx <<<"$parsed"
   row "$2" oha no "$rps" "$p50" "$p99" "$se" "$nx"

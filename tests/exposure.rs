@@ -10,8 +10,8 @@
 mod common;
 
 use common::{
-    eventually, json_str_field, make_read_only, Daemon, Launch, RemoveOnDrop, Response, SseStream,
-    Stderr, BIN,
+    assert_error, eventually, json_str_field, make_read_only, Daemon, Launch, RemoveOnDrop,
+    Response, SseStream, Stderr, BIN,
 };
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -35,21 +35,6 @@ fn with(args: &[&str], more: &[&str]) -> Vec<String> {
 
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
-}
-
-fn assert_error(r: &Response, status: u16, what: &str) {
-    assert_eq!(r.status, status, "{what}: {}", r.text());
-    assert_eq!(
-        r.header("content-type"),
-        Some("application/json"),
-        "{what}: {:?}",
-        r.headers
-    );
-    let t = r.text();
-    assert!(
-        t.starts_with("{\"error\": \"") && t.ends_with("\"}"),
-        "{what}: error body {t:?}"
-    );
 }
 
 /// The `*.log` files in `dir`, sorted.

@@ -4,29 +4,10 @@
 
 mod common;
 
-use common::{eventually, Daemon, SseStream};
-use std::fs::{self, OpenOptions};
-use std::io::{ErrorKind, Read, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use common::{append, eventually, make_read_only, write_file, Daemon, SseStream};
+use std::fs;
+use std::io::{ErrorKind, Read};
 use std::time::{Duration, Instant};
-
-fn write_file(path: &Path, bytes: &[u8]) {
-    fs::write(path, bytes).expect("write log file");
-    fs::set_permissions(path, fs::Permissions::from_mode(0o644)).expect("chmod 0644");
-}
-
-fn append(path: &Path, bytes: &[u8]) {
-    let mut f = OpenOptions::new()
-        .append(true)
-        .open(path)
-        .expect("open for append");
-    f.write_all(bytes).expect("append");
-}
-
-fn finish(path: &Path) {
-    fs::set_permissions(path, fs::Permissions::from_mode(0o444)).expect("chmod 0444");
-}
 
 /// The contract's framing of every complete line, then the finished `end` event.
 fn expected_body(content: &[u8]) -> Vec<u8> {
@@ -173,7 +154,7 @@ fn five_hundred_streams_get_identical_bytes_from_one_poll_per_tick() {
         .metric("logcast_tail_polls_total")
         .expect("logcast_tail_polls_total");
     let elapsed = t0.elapsed();
-    finish(&path);
+    make_read_only(&path);
 
     let content = fs::read(&path).unwrap();
     let expected = expected_body(&content);
@@ -249,7 +230,7 @@ fn slow_consumer_costs_no_memory_and_loses_no_line() {
     );
 
     // The client reads again: every line, in order, then the end event.
-    finish(&path);
+    make_read_only(&path);
     assert!(
         read_to_close(&mut s, Duration::from_secs(30)),
         "stream not closed after the end event"
@@ -298,7 +279,7 @@ fn streams_at_different_offsets_each_get_their_exact_suffix() {
         append(&path, format!("live line {i}\n").as_bytes());
         std::thread::sleep(Duration::from_millis(30));
     }
-    finish(&path);
+    make_read_only(&path);
     let content = fs::read(&path).unwrap();
     let full = expected_body(&content);
     for (from, s) in streams.iter_mut() {

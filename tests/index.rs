@@ -11,7 +11,9 @@
 
 mod common;
 
-use common::{eventually, json_array_objects, json_str_field, Daemon, RemoveOnDrop, Response};
+use common::{
+    assert_error, eventually, json_array_objects, json_str_field, Daemon, RemoveOnDrop, Response,
+};
 use std::fs::{self, File};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -54,21 +56,6 @@ fn assert_json_list(r: &Response, what: &str) {
             .and_then(|v| v.parse::<usize>().ok()),
         Some(r.body.len()),
         "{what}: Content-Length"
-    );
-}
-
-fn assert_error(r: &Response, status: u16, what: &str) {
-    assert_eq!(r.status, status, "{what}: {}", r.text());
-    assert_eq!(
-        r.header("content-type"),
-        Some("application/json"),
-        "{what}: {:?}",
-        r.headers
-    );
-    let t = r.text();
-    assert!(
-        t.starts_with("{\"error\": \"") && t.ends_with("\"}"),
-        "{what}: error body {t:?}"
     );
 }
 

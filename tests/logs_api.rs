@@ -3,7 +3,10 @@
 
 mod common;
 
-use common::{eventually, json_raw_field, json_str_field, Daemon, Response, SseStream};
+use common::{
+    eventually, json_array_objects, json_raw_field, json_str_field, write_file, Daemon, Response,
+    SseStream,
+};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -11,11 +14,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const FAST: &[&str] = &["--write-interval-ms", "50", "--poll-interval-ms", "20"];
-
-fn write_file(path: &Path, bytes: &[u8]) {
-    fs::write(path, bytes).expect("write file");
-    fs::set_permissions(path, fs::Permissions::from_mode(0o644)).expect("chmod 0644");
-}
 
 fn mode(path: &Path) -> u32 {
     fs::metadata(path).expect("metadata").permissions().mode() & 0o777
@@ -94,23 +92,6 @@ fn now_unix() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-/// The flat objects of a JSON array of flat objects (no nested braces).
-fn json_objects(text: &str) -> Vec<String> {
-    let t = text.trim();
-    assert!(
-        t.starts_with('[') && t.ends_with(']'),
-        "not a JSON array: {t}"
-    );
-    let mut out = Vec::new();
-    let mut rest = t;
-    while let Some(start) = rest.find('{') {
-        let end = start + rest[start..].find('}').expect("closing brace");
-        out.push(rest[start..=end].to_string());
-        rest = &rest[end + 1..];
-    }
-    out
 }
 
 fn assert_json(r: &Response, status: u16, what: &str) {
@@ -321,7 +302,7 @@ fn list_is_newest_first_with_all_fields() {
     }
     let r = d.get("/api/logs");
     assert_json(&r, 200, "list");
-    let objects = json_objects(&r.text());
+    let objects = json_array_objects(&r.text());
     let listed: Vec<String> = objects
         .iter()
         .map(|o| json_str_field(o, "log_id").expect("log_id"))
@@ -396,7 +377,7 @@ fn external_file_is_listed_and_described() {
     let find = || {
         let r = d.get("/api/logs");
         assert_json(&r, 200, "list");
-        json_objects(&r.text())
+        json_array_objects(&r.text())
             .into_iter()
             .find(|o| json_str_field(o, "log_id").as_deref() == Some("external-1"))
     };
@@ -548,7 +529,7 @@ fn traversal_and_invalid_ids_are_404_and_leak_nothing() {
     assert_json(&d.get("/api/logs/ok"), 200, "ok");
     // Files whose names are not valid ids are not offered in the list either.
     let list = d.get("/api/logs").text();
-    let listed: Vec<String> = json_objects(&list)
+    let listed: Vec<String> = json_array_objects(&list)
         .iter()
         .filter_map(|o| json_str_field(o, "log_id"))
         .collect();

@@ -13,8 +13,8 @@
 mod common;
 
 use common::{
-    eventually, json_array_objects, json_str_field, make_read_only, Daemon, Launch, RemoveOnDrop,
-    Response, SseStream,
+    assert_error, eventually, json_array_objects, json_str_field, make_read_only, Daemon, Launch,
+    RemoveOnDrop, SseStream,
 };
 use std::fs::{self, File};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -108,21 +108,6 @@ fn create_logs(d: &Daemon, n: usize, gap: Duration) -> Vec<String> {
         ids.push(d.create_log(1));
     }
     ids
-}
-
-fn assert_error(r: &Response, status: u16, what: &str) {
-    assert_eq!(r.status, status, "{what}: {}", r.text());
-    assert_eq!(
-        r.header("content-type"),
-        Some("application/json"),
-        "{what}: {:?}",
-        r.headers
-    );
-    let t = r.text();
-    assert!(
-        t.starts_with("{\"error\": \"") && t.ends_with("\"}"),
-        "{what}: error body {t:?}"
-    );
 }
 
 /// A DELETE answered 204: no Content-Length and not one byte of body.

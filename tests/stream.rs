@@ -6,11 +6,10 @@
 mod common;
 
 use common::raw::*;
-use common::{eventually, Daemon, Event, SseStream};
+use common::{append, eventually, make_read_only, write_file, Daemon, Event, SseStream};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 const FAST: &[&str] = &["--write-interval-ms", "50", "--poll-interval-ms", "20"];
@@ -18,25 +17,8 @@ const SHUTDOWN: &str = "event: shutdown\ndata: {\"reason\": \"shutdown\"}\n\n";
 const RESET: &str = "id: 0\nevent: reset\ndata: {\"offset\": 0}\n\n";
 
 // ---------------------------------------------------------------------------
-// File helpers: the test is the log writer.
-
-fn write_file(path: &Path, bytes: &[u8]) {
-    fs::write(path, bytes).expect("write log file");
-    fs::set_permissions(path, fs::Permissions::from_mode(0o644)).expect("chmod 0644");
-}
-
-fn append(path: &Path, bytes: &[u8]) {
-    let mut f = OpenOptions::new()
-        .append(true)
-        .open(path)
-        .expect("open for append");
-    f.write_all(bytes).expect("append");
-}
-
-/// A read-only log is finished.
-fn finish(path: &Path) {
-    fs::set_permissions(path, fs::Permissions::from_mode(0o444)).expect("chmod 0444");
-}
+// File helpers: the test is the log writer (write_file, append and
+// make_read_only are in tests/common).
 
 fn stream_url(id: &str) -> String {
     format!("/api/logs/{id}/stream")
@@ -209,7 +191,7 @@ fn exact_bytes_for_crlf_bare_cr_invalid_utf8_and_a_partial_line() {
     expected.push_str("id: 36\ndata: tail-without-newline\n\n");
     expect_raw(&mut s, &expected, Duration::from_secs(2), "completed line");
 
-    finish(&path);
+    make_read_only(&path);
     expected
         .push_str("event: end\ndata: {\"reason\": \"finished\", \"lines\": 5, \"bytes\": 36}\n\n");
     expect_raw(&mut s, &expected, Duration::from_secs(2), "end event");
@@ -226,7 +208,7 @@ fn finished_log_sends_its_unterminated_last_line_with_the_file_size_as_id() {
     // Already finished when the stream opens.
     let path = d.log_dir.join("done.log");
     write_file(&path, b"x\nlast");
-    finish(&path);
+    make_read_only(&path);
     let mut s = SseStream::open(&d, &stream_url("done"), &[]);
     assert_eq!(s.head.status, 200);
     assert!(
@@ -262,7 +244,7 @@ fn finished_log_sends_its_unterminated_last_line_with_the_file_size_as_id() {
         "partial line sent early: {:?}",
         show(&s.raw)
     );
-    finish(&path);
+    make_read_only(&path);
     expect_raw(
         &mut s,
         expected,
@@ -283,7 +265,7 @@ fn reconnect_at_the_end_of_a_finished_log_is_204() {
     let d = Daemon::start(FAST);
     let path = d.log_dir.join("done.log");
     write_file(&path, b"x\nlast\n");
-    finish(&path);
+    make_read_only(&path);
     for (target, header) in [
         (stream_url("done"), vec!["Last-Event-ID: 7"]),
         (format!("{}?from=7", stream_url("done")), vec![]),
@@ -414,7 +396,7 @@ fn resume_from_any_id_of_a_long_line_loses_nothing() {
         content.push(b'\n');
     }
     write_file(&path, &content);
-    finish(&path);
+    make_read_only(&path);
     let url = stream_url("longresume");
     let mut all = SseStream::open(&d, &url, &[]);
     assert!(

@@ -14,7 +14,7 @@
 mod common;
 
 use common::raw::*;
-use common::{eventually, read_response, Daemon, SseStream};
+use common::{append, eventually, make_read_only, read_response, write_file, Daemon, SseStream};
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -41,12 +41,8 @@ fn start(args: &[&str]) -> Daemon {
 }
 
 // ---------------------------------------------------------------------------
-// File helpers (as in tests/stream.rs): the test is the log writer.
-
-fn write_file(path: &Path, bytes: &[u8]) {
-    fs::write(path, bytes).expect("write log file");
-    fs::set_permissions(path, fs::Permissions::from_mode(0o644)).expect("chmod 0644");
-}
+// File helpers: the test is the log writer (write_file, append and
+// make_read_only are in tests/common).
 
 /// Creates a file that must not exist yet (the new file of a rotation) and
 /// writes `bytes` into it with one `write`.
@@ -59,20 +55,6 @@ fn create_new(path: &Path, bytes: &[u8]) {
     f.set_permissions(fs::Permissions::from_mode(0o644))
         .expect("chmod 0644");
     f.write_all(bytes).expect("write the new log file");
-}
-
-/// Another program appending: open with O_APPEND, one `write`, close.
-fn append(path: &Path, bytes: &[u8]) {
-    let mut f = OpenOptions::new()
-        .append(true)
-        .open(path)
-        .expect("open for append");
-    f.write_all(bytes).expect("append");
-}
-
-/// A read-only log is finished.
-fn finish(path: &Path) {
-    fs::set_permissions(path, fs::Permissions::from_mode(0o444)).expect("chmod 0444");
 }
 
 fn stream_url(id: &str) -> String {
@@ -405,7 +387,7 @@ fn auto_finish_by_chmod_ends_the_stream_at_once() {
 
     // The last line and the finish come together, as a writer's last act.
     append(&path, b"c\n");
-    finish(&path);
+    make_read_only(&path);
     let content = fs::read(&path).expect("read");
     expected.push_str("id: 6\ndata: c\n\n");
     expected.push_str(&end_frame(&content));

@@ -798,6 +798,40 @@ pub fn make_read_only(path: &Path) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o444)).expect("chmod 0444");
 }
 
+/// The test as the log writer: writes `bytes` as the whole file, mode 0644
+/// (a log still being written).
+pub fn write_file(path: &Path, bytes: &[u8]) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, bytes).expect("write log file");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).expect("chmod 0644");
+}
+
+/// Another program appending: open with O_APPEND, one `write`, close.
+pub fn append(path: &Path, bytes: &[u8]) {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .expect("open for append");
+    f.write_all(bytes).expect("append");
+}
+
+/// An error answer: `status`, `Content-Type: application/json` and the body
+/// `{"error": "..."}`.
+pub fn assert_error(r: &Response, status: u16, what: &str) {
+    assert_eq!(r.status, status, "{what}: {}", r.text());
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/json"),
+        "{what}: {:?}",
+        r.headers
+    );
+    let t = r.text();
+    assert!(
+        t.starts_with("{\"error\": \"") && t.ends_with("\"}"),
+        "{what}: error body {t:?}"
+    );
+}
+
 /// The flat objects of a JSON array of flat objects (no nested braces).
 pub fn json_array_objects(text: &str) -> Vec<String> {
     let t = text.trim();

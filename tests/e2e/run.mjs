@@ -224,6 +224,61 @@ function writeLog(id, lines, mode) {
   return file;
 }
 
+// A page on a finished log: `id` is written with `lines` (mode 0444), and a page
+// (newPage's options, but `query`) opens /?log=<id><query> and waits until it
+// says finished. Gives newPage's { page, watch, context }; the caller closes
+// `context` in its finally (done here if the page never gets there).
+async function finishedLogPage(id, lines, { query = '', ...opts } = {}) {
+  writeLog(id, lines, 0o444);
+  const p = await newPage(ctx.browser, opts);
+  try {
+    await p.page.goto(`${ctx.daemon.url}/?log=${id}${query}`);
+    await waitState(p.page, 'finished', 10000);
+  } catch (e) {
+    await p.context.close();
+    throw e;
+  }
+  return p;
+}
+
+// A page following a growing log: `id` is made as an empty log that gets a line
+// every 40 ms (the Appender starts once the page exists), and a 1000x600 page
+// opens /?log=<id> and waits for `atLeast` lines. Gives newPage's { page, watch,
+// context } and the log's `file`, its Appender `app` and `atBottom()` (is the
+// view scrolled to the newest line?); the caller stops `app` and closes
+// `context` in its finally (both are done here if the page never gets there).
+async function followingPage(id, atLeast) {
+  const file = writeLog(id, [], 0o644);
+  const p = await newPage(ctx.browser, { viewport: { width: 1000, height: 600 } });
+  const app = new Appender(file, 40);
+  const atBottom = () => p.page.$eval('#lines', (v) => v.scrollHeight - v.scrollTop - v.clientHeight < 8);
+  try {
+    await p.page.goto(`${ctx.daemon.url}/?log=${id}`);
+    await waitCount(p.page, atLeast, 15000);
+  } catch (e) {
+    app.stop();
+    await p.context.close();
+    throw e;
+  }
+  return { ...p, file, app, atBottom };
+}
+
+// Scrolls the log view up with the mouse wheel and waits for "jump to latest"
+// (the view no longer follows); `failure` is the message if it never shows.
+async function scrollUpToPause(page, failure) {
+  const box = await page.locator('#lines').boundingBox();
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.mouse.wheel(0, -600);
+  await page.waitForSelector('#jump', { state: 'visible', timeout: 3000 }).catch(() => { throw new Failure(failure); });
+}
+
+// Waits for `n` more lines than the page counts now, then 300 ms for the view to settle.
+async function waitMoreLines(page, n) {
+  const c = await count(page);
+  await waitCount(page, c + n, 10000);
+  await sleep(300);
+}
+
 // ------------------------------------------------------------------ scenarios
 
 const ctx = { daemon: null, browser: null };
@@ -285,11 +340,8 @@ scenario('a finished log with markup is shown as text via /?log=<id>', async () 
     'unicode: ✓ é 日本語 🚀',
     'last line',
   ];
-  writeLog(id, lines, 0o444);
-  const { page, watch, context } = await newPage(ctx.browser);
+  const { page, watch, context } = await finishedLogPage(id, lines);
   try {
-    await page.goto(`${ctx.daemon.url}/?log=${id}`);
-    await waitState(page, 'finished', 10000);
     await sleep(700); // let any injected handler run
     const got = await lineTexts(page);
     check(JSON.stringify(got) === JSON.stringify(lines), `page lines equal the file (${firstDiff(got, lines)})`);
@@ -306,11 +358,8 @@ scenario('a finished log with markup is shown as text via /?log=<id>', async () 
 
 scenario('a line with a bare CR is shown as two lines in one row', async () => {
   const id = `e2e-cr-${rid()}`;
-  writeLog(id, ['before', 'left\rright', 'crlf line\r', 'after'], 0o444);
-  const { page, watch, context } = await newPage(ctx.browser);
+  const { page, watch, context } = await finishedLogPage(id, ['before', 'left\rright', 'crlf line\r', 'after']);
   try {
-    await page.goto(`${ctx.daemon.url}/?log=${id}`);
-    await waitState(page, 'finished', 10000);
     const want = ['before', 'left\nright', 'crlf line', 'after'];
     const got = await lineTexts(page);
     check(JSON.stringify(got) === JSON.stringify(want), `rows (${firstDiff(got, want)})`);
@@ -396,11 +445,8 @@ scenario('a log finished while the daemon was down: the reconnect gets 204, the 
 scenario('/?log=<id>&tail=3 starts with the last 3 lines', async () => {
   const id = `e2e-tail-${rid()}`;
   const lines = Array.from({ length: 10 }, (_, i) => `entry ${i + 1}`);
-  writeLog(id, lines, 0o444);
-  const { page, watch, context } = await newPage(ctx.browser);
+  const { page, watch, context } = await finishedLogPage(id, lines, { query: '&tail=3' });
   try {
-    await page.goto(`${ctx.daemon.url}/?log=${id}&tail=3`);
-    await waitState(page, 'finished', 10000);
     const got = await lineTexts(page);
     const want = lines.slice(-3);
     check(JSON.stringify(got) === JSON.stringify(want), `lines (${firstDiff(got, want)})`);
@@ -478,32 +524,19 @@ scenario('screenshots mid-stream (desktop 1280 px and phone 375 px), then stop',
 });
 
 scenario('follow mode pauses on scroll-up, "jump to latest" resumes', async () => {
-  const id = `e2e-follow-${rid()}`;
-  const file = writeLog(id, [], 0o644);
-  const { page, watch, context } = await newPage(ctx.browser, { viewport: { width: 1000, height: 600 } });
-  const app = new Appender(file, 40);
-  const atBottom = () => page.$eval('#lines', (v) => v.scrollHeight - v.scrollTop - v.clientHeight < 8);
+  const { page, watch, context, file, app, atBottom } = await followingPage(`e2e-follow-${rid()}`, 80);
   try {
-    await page.goto(`${ctx.daemon.url}/?log=${id}`);
-    await waitCount(page, 80, 15000);
     check(await atBottom(), 'view follows the newest line');
     check(await page.isHidden('#jump'), '"jump to latest" hidden while following');
-    const box = await page.locator('#lines').boundingBox();
-    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
-    await page.mouse.wheel(0, -600);
-    await page.waitForSelector('#jump', { state: 'visible', timeout: 3000 }).catch(() => { throw new Failure('"jump to latest" did not appear after scrolling up'); });
+    await scrollUpToPause(page, '"jump to latest" did not appear after scrolling up');
     const top1 = await page.$eval('#lines', (v) => v.scrollTop);
-    const c1 = await count(page);
-    await waitCount(page, c1 + 20, 10000);
-    await sleep(300);
+    await waitMoreLines(page, 20);
     const top2 = await page.$eval('#lines', (v) => v.scrollTop);
     check(Math.abs(top2 - top1) < 2, `view stays put while paused (scrollTop ${top1} -> ${top2})`);
     check(!(await atBottom()), 'view is not at the bottom while paused');
     await page.click('#jump');
     check(await atBottom(), 'at the bottom after "jump to latest"');
-    const c2 = await count(page);
-    await waitCount(page, c2 + 20, 10000);
-    await sleep(300);
+    await waitMoreLines(page, 20);
     check(await atBottom(), 'following again: new lines keep the view at the bottom');
     check(await page.isHidden('#jump'), '"jump to latest" hidden again');
     app.stop();
@@ -696,11 +729,9 @@ scenario('filter: typed grep streams only matching lines, highlighted; exclude; 
 
 scenario('filter: a shared link with grep restores the filter and the lines; (?i) highlights any case', async () => {
   const id = `e2e-share-${rid()}`;
-  writeLog(id, ['GET /a 200', 'GET /b 500 error', 'POST /c 500 Error', 'GET /d 200'], 0o444);
-  const { page, watch, context } = await newPage(ctx.browser);
+  const { page, watch, context } = await finishedLogPage(id, ['GET /a 200', 'GET /b 500 error', 'POST /c 500 Error', 'GET /d 200'],
+    { query: `&grep=${encodeURIComponent('(?i)error')}&exclude=POST` });
   try {
-    await page.goto(`${ctx.daemon.url}/?log=${id}&grep=${encodeURIComponent('(?i)error')}&exclude=POST`);
-    await waitState(page, 'finished', 10000);
     eq(await page.inputValue('#grep'), '(?i)error', '#grep restored from the link');
     eq(await page.inputValue('#exclude'), 'POST', '#exclude restored from the link');
     const got = await lineTexts(page);
@@ -755,11 +786,8 @@ scenario('ANSI colours become spans with classes; other escapes stripped; markup
     `${E}[91m<i>bright red tag</i>${E}[0m`,
   ];
   const want = ['red plain', 'bold green not bold default', 'white on blue', 'orange on 256 blue', 'cursor moved and link end', '<b>x</b>', '<i>bright red tag</i>'];
-  writeLog(id, lines, 0o444);
-  const { page, watch, context } = await newPage(ctx.browser);
+  const { page, watch, context } = await finishedLogPage(id, lines);
   try {
-    await page.goto(`${ctx.daemon.url}/?log=${id}`);
-    await waitState(page, 'finished', 10000);
     const got = await lineTexts(page);
     check(JSON.stringify(got) === JSON.stringify(want), `text without escapes (${firstDiff(got, want)})`);
     const raw = await page.$eval('#lines', (e) => e.textContent);
@@ -831,29 +859,18 @@ scenario('live list: a new log appears, its badge turns finished, a deleted one 
 });
 
 scenario('keyboard: / focuses the filter, End resumes following', async () => {
-  const id = `e2e-keys-${rid()}`;
-  const file = writeLog(id, [], 0o644);
-  const { page, watch, context } = await newPage(ctx.browser, { viewport: { width: 1000, height: 600 } });
-  const app = new Appender(file, 40);
-  const atBottom = () => page.$eval('#lines', (v) => v.scrollHeight - v.scrollTop - v.clientHeight < 8);
+  const { page, watch, context, file, app, atBottom } = await followingPage(`e2e-keys-${rid()}`, 60);
   try {
-    await page.goto(`${ctx.daemon.url}/?log=${id}`);
-    await waitCount(page, 60, 15000);
     await page.focus('#wrap'); // a checkbox is not a text field: / still goes to the filter
     await page.keyboard.press('/');
     eq(await page.evaluate(() => document.activeElement && document.activeElement.id), 'grep', 'focused element after /');
     eq(await page.inputValue('#grep'), '', 'the / was not typed into the filter');
     await page.keyboard.press('Escape');
-    const box = await page.locator('#lines').boundingBox();
-    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
-    await page.mouse.wheel(0, -600);
-    await page.waitForSelector('#jump', { state: 'visible', timeout: 3000 }).catch(() => { throw new Failure('not paused after scrolling up'); });
+    await scrollUpToPause(page, 'not paused after scrolling up');
     await page.evaluate(() => document.activeElement && document.activeElement.blur());
     await page.keyboard.press('End');
     check(await atBottom(), 'at the bottom after End');
-    const c = await count(page);
-    await waitCount(page, c + 15, 10000);
-    await sleep(300);
+    await waitMoreLines(page, 15);
     check(await atBottom(), 'following again after End');
     check(await page.isHidden('#jump'), '"jump to latest" hidden after End');
     // In the filter box, End is the text field's own.
@@ -869,13 +886,11 @@ scenario('keyboard: / focuses the filter, End resumes following', async () => {
 
 scenario('download link and copy-link (clipboard, and the fallback without it)', async () => {
   const id = `e2e-link-${rid()}`;
-  writeLog(id, ['a line', 'another'], 0o444);
-  const { page, watch, context } = await newPage(ctx.browser, { permissions: ['clipboard-read', 'clipboard-write'] });
+  const { page, watch, context } = await finishedLogPage(id, ['a line', 'another'],
+    { query: '&grep=line', permissions: ['clipboard-read', 'clipboard-write'] });
   let plain;
   const notes = [];
   try {
-    await page.goto(`${ctx.daemon.url}/?log=${id}&grep=line`);
-    await waitState(page, 'finished', 10000);
     const href = await page.getAttribute('#download', 'href');
     eq(href, `/api/logs/${id}/raw?download=1`, '#download href');
     check(await page.isVisible('#download'), 'the download link is visible');
