@@ -34,6 +34,12 @@
 #   --drain-secs S     wait after the line for the last stream to get it (default 5 + STREAMS/40000)
 #   --bin PATH         the daemon (default target/release/logcast)
 #   --no-floor         skip the write-floor run
+#   --load-sched S     the load generator's scheduling policy: batch (default) or normal.
+#                      Real clients are on other machines; here 56 load processes share two
+#                      cores with the workers, and with `normal` each stream's wake-up may
+#                      preempt the worker mid-fan-out (SCHED_BATCH tasks do not preempt on
+#                      wake-up: `chrt --batch 0`), which charges the client's scheduling to
+#                      the daemon's CPU and latency
 #   --build            cargo build --release --workspace first (default: only if a binary is missing)
 #   --force            run even if MemAvailable looks too small (~13 KiB per stream needed)
 #   -h, --help
@@ -53,6 +59,7 @@ HOLD=30
 DRAIN=""
 BIN=""
 FLOOR=1
+LOAD_SCHED=batch
 BUILD=0
 FORCE=0
 
@@ -73,6 +80,7 @@ while [ $# -gt 0 ]; do
     --drain-secs) DRAIN="$2"; shift 2 ;;
     --bin) BIN="$2"; shift 2 ;;
     --no-floor) FLOOR=0; shift ;;
+    --load-sched) LOAD_SCHED="$2"; shift 2 ;;
     --build) BUILD=1; shift ;;
     --force) FORCE=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -181,7 +189,12 @@ rate="$(python3 -c "print(2 / $HOLD)")" # one mark, at a random point of the fir
 # Source addresses 127.0.1.1 onwards: 127.0.0.1 is every other program's
 # loopback address, and its ephemeral ports collide with explicit ones.
 SRCS="$(python3 -c "import ipaddress; print(','.join(str(ipaddress.IPv4Address('127.0.1.0') + i) for i in range(1, $K + 1)))")"
-cmd=(timeout --kill-after=10 "$limit" "$REL/logcast-load" --url "$URL/api/logs/$LOG_ID/stream"
+case "$LOAD_SCHED" in
+  batch) sched=(chrt --batch 0) ;;
+  normal) sched=() ;;
+  *) die "--load-sched: batch or normal, not '$LOAD_SCHED'" ;;
+esac
+cmd=(timeout --kill-after=10 "$limit" "${sched[@]}" "$REL/logcast-load" --url "$URL/api/logs/$LOG_ID/stream"
   --streams "$N" --processes "$P" --source-addrs "$SRCS" --ramp "$RAMP" --max-pending "$PENDING" --timeout 60 --ready-timeout "$ready"
   --idle-secs "$IDLE" --hold "$(( HOLD / 2 ))" --mark-rate "$rate" --drain-ms "$(( DRAIN * 1000 + HOLD * 500 ))"
   --mark-file "$MARK" --pid "$SUP" --pid-tree --expect-marks --json)
