@@ -111,6 +111,7 @@ fn bench_fanout(c: &mut Criterion) {
             watch: WatchMode::Poll,
             poll_interval_ms: u64::MAX / 4,
             heartbeat_interval_ms: u64::MAX / 4,
+            heartbeat_burst: 16_384,
             stall_timeout_ms: u64::MAX / 4,
         };
         let mut engine = Engine::new(config, dir.clone());

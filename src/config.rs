@@ -18,6 +18,8 @@ pub struct Config {
     pub write_interval_ms: u64,
     pub poll_interval_ms: u64,
     pub heartbeat_interval_ms: u64,
+    /// `--heartbeat-burst`: heartbeats one log's group gets in one turn at most.
+    pub heartbeat_burst: usize,
     pub header_timeout_ms: u64,
     pub idle_timeout_ms: u64,
     pub max_connections: usize,
@@ -92,6 +94,7 @@ impl Default for Config {
             write_interval_ms: 500,
             poll_interval_ms: 100,
             heartbeat_interval_ms: 15_000,
+            heartbeat_burst: 16_384,
             header_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
             max_connections: 100_000,
@@ -114,7 +117,8 @@ impl Default for Config {
 /// What the command line asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
-    Run(Config),
+    /// Boxed: a `Config` is far larger than the other answers.
+    Run(Box<Config>),
     Help,
     Version,
 }
@@ -142,6 +146,9 @@ OPTIONS:
     --write-interval-ms N        simulated writer period [default: 500]
     --poll-interval-ms N         file tail poll period [default: 100]
     --heartbeat-interval-ms N    `: keepalive` after this much silence on a stream [default: 15000]
+    --heartbeat-burst N          heartbeats written in one turn at most per log; a larger
+                                 silent group gets them in even slices over the interval
+                                 [default: 16384]
     --header-timeout-ms N        a request head must be complete within this [default: 10000]
     --idle-timeout-ms N          idle keep-alive connections are closed after this [default: 60000]
     --max-connections N          beyond it new connections get 503 [default: 100000]
@@ -202,7 +209,7 @@ where
         };
         apply(&mut config, &name, &value)?;
     }
-    Ok(Command::Run(config))
+    Ok(Command::Run(Box::new(config)))
 }
 
 /// Flags that take no value.
@@ -214,13 +221,14 @@ fn apply_switch(c: &mut Config, name: &str) {
     }
 }
 
-const FLAGS: [&str; 18] = [
+const FLAGS: [&str; 19] = [
     "--bind",
     "--port",
     "--log-dir",
     "--write-interval-ms",
     "--poll-interval-ms",
     "--heartbeat-interval-ms",
+    "--heartbeat-burst",
     "--header-timeout-ms",
     "--idle-timeout-ms",
     "--max-connections",
@@ -256,6 +264,7 @@ fn apply(c: &mut Config, name: &str, value: &str) -> Result<(), ArgError> {
         "--write-interval-ms" => c.write_interval_ms = millis(name, value)?,
         "--poll-interval-ms" => c.poll_interval_ms = millis(name, value)?,
         "--heartbeat-interval-ms" => c.heartbeat_interval_ms = millis(name, value)?,
+        "--heartbeat-burst" => c.heartbeat_burst = count(name, value, 1_000_000_000)? as usize,
         "--header-timeout-ms" => c.header_timeout_ms = millis(name, value)?,
         "--idle-timeout-ms" => c.idle_timeout_ms = millis(name, value)?,
         "--max-connections" => c.max_connections = count(name, value, 1_000_000_000)? as usize,
@@ -406,7 +415,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Result<Config, ArgError> {
         match parse_args(args.iter().copied())? {
-            Command::Run(c) => Ok(c),
+            Command::Run(c) => Ok(*c),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -451,6 +460,7 @@ mod tests {
             (&["--retain-age", "5x"][..], "--retain-age"),
             (&["--retain-files", "-1"][..], "--retain-files"),
             (&["--stall-timeout-ms", "0"][..], "--stall-timeout-ms"),
+            (&["--heartbeat-burst", "0"][..], "--heartbeat-burst"),
             (&["--cors-origin", "dash.example"][..], "--cors-origin"),
             (&["--token-file", "/nonexistent/token"][..], "--token-file"),
         ] {

@@ -29,7 +29,7 @@ fn main() -> ExitCode {
             println!("logcast {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
-        Command::Run(config) => config,
+        Command::Run(config) => *config,
     };
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,

@@ -137,6 +137,8 @@ impl Supervisor {
             .arg(c.poll_interval_ms.to_string())
             .arg("--heartbeat-interval-ms")
             .arg(c.heartbeat_interval_ms.to_string())
+            .arg("--heartbeat-burst")
+            .arg(c.heartbeat_burst.to_string())
             .arg("--header-timeout-ms")
             .arg(c.header_timeout_ms.to_string())
             .arg("--idle-timeout-ms")

@@ -944,14 +944,20 @@ fn auto_fast_lines_to_a_log_with_many_streams_go_out_in_batches() {
     );
 }
 
-/// 2,200 idle streams of one log, heartbeats every second: a group this
-/// large gets its heartbeats in two slices half an interval apart (spread,
-/// not one burst), and every stream gets one within two intervals.
+/// 2,200 idle streams of one log, heartbeats every second, at most 1,100
+/// in one turn (`--heartbeat-burst`): the group gets its heartbeats in two
+/// slices half an interval apart, and every stream gets one within two
+/// intervals.
 #[test]
 fn heartbeats_of_a_large_group_are_spread_over_the_interval() {
     const STREAMS: usize = 2_200;
     common::raise_own_nofile_limit();
-    let d = start(&["--heartbeat-interval-ms", "1000"]);
+    let d = start(&[
+        "--heartbeat-interval-ms",
+        "1000",
+        "--heartbeat-burst",
+        "1100",
+    ]);
     write_file(&d.log_path("quiet"), b"");
     let ids = vec!["quiet".to_string(); STREAMS];
     let mut followers = open_followers(&d, &ids, 250);

@@ -20,9 +20,9 @@
 //!
 //! Time enters only through wakes the engine asks for ([`Wake`]): the server
 //! arms them on its wheel and calls [`Engine::timer`] when they fire. A
-//! watched log asks for one wake per heartbeat interval (heartbeats, and a
-//! cheap `stat` as the floor under the notifications); a polled one, one
-//! per poll interval. A log nobody writes costs no work per tick, and no
+//! watched log asks for one wake per heartbeat interval (heartbeats, and
+//! every fourth time a `stat` as the floor under the notifications); a
+//! polled one, one per poll interval. A log nobody writes costs no work per tick, and no
 //! descriptor once idle: descriptors are opened on change and let go when
 //! the log has been quiet for a heartbeat interval, or when more than
 //! [`MAX_OPEN_FILES`] are open.
@@ -82,6 +82,12 @@ const STEP_COST: usize = TURN_BUDGET / 1024;
 /// 19,000 logs, that is spread over turns instead of frozen into one).
 const LOOKS_PER_TURN: usize = 512;
 
+/// A quiet watched log's file is checked by `stat` (the floor under the
+/// notifications, which miss writes through `mmap` or through a hard link
+/// in another directory) at a heartbeat wake at most once per this many
+/// heartbeat intervals: once a minute by default.
+const STAT_FLOOR_BEATS: u64 = 4;
+
 /// Most notification reads (4 KiB each) per turn.
 const NOTIFY_READS: usize = 64;
 
@@ -111,6 +117,8 @@ pub struct EngineConfig {
     pub watch: WatchMode,
     pub poll_interval_ms: u64,
     pub heartbeat_interval_ms: u64,
+    /// Heartbeats one group gets in one turn at most (`--heartbeat-burst`).
+    pub heartbeat_burst: usize,
     /// A stream whose socket takes no byte for this long is closed.
     pub stall_timeout_ms: u64,
 }
@@ -176,6 +184,8 @@ struct Followed {
     batch_due_ms: Option<u64>,
     /// When new bytes were last read and fanned out.
     last_fanout_ms: u64,
+    /// When the file was last looked at (or found unchanged by `stat`).
+    checked_ms: u64,
     /// Where the directory said our file was renamed to.
     moved_to: Option<PathBuf>,
     last_change_ms: u64,
@@ -237,6 +247,8 @@ pub struct Engine {
     /// eviction order. Entries whose `used_seq` is stale are skipped.
     recent: VecDeque<(usize, u64)>,
     next_seq: u64,
+    /// This process's phase on the heartbeat grid ([`Engine::beat_wake`]).
+    beat_phase: u64,
 }
 
 impl Engine {
@@ -286,6 +298,7 @@ impl Engine {
             files_open: 0,
             recent: VecDeque::new(),
             next_seq: 0,
+            beat_phase: rand::random::<u64>(),
         }
     }
 
@@ -438,7 +451,10 @@ impl Engine {
         let key = self.tails.insert(Followed {
             id: id.to_string(),
             tail,
-            fanout: Fanout::new(self.config.heartbeat_interval_ms),
+            fanout: Fanout::new(
+                self.config.heartbeat_interval_ms,
+                self.config.heartbeat_burst,
+            ),
             generation: self.next_generation,
             polled,
             next_poll_ms: now_ms + self.config.poll_interval_ms,
@@ -448,6 +464,7 @@ impl Engine {
             batchable: false,
             batch_due_ms: None,
             last_fanout_ms: 0,
+            checked_ms: now_ms,
             moved_to: None,
             last_change_ms: now_ms,
             used_seq: 0,
@@ -837,6 +854,7 @@ impl Engine {
             return 0;
         }
         let before = f.tail.files_open();
+        f.checked_ms = now_ms;
         let moved_to = f.moved_to.take();
         let change = f.tail.refresh(now_ms, check_path, moved_to.as_deref());
         self.recount(key, before);
@@ -1039,10 +1057,17 @@ impl Engine {
 
     /// When the wake for a heartbeat due at `due_ms` fires: on a grid of
     /// 1/32 heartbeat interval, so that the heartbeats of many quiet logs
-    /// share one turn and go out as one burst of writes.
+    /// share one turn and go out as one burst of writes. Each process has
+    /// its own phase on that grid: workers started together do not all
+    /// write their heartbeats in the same instant.
     fn beat_wake(&self, due_ms: u64) -> u64 {
         let grid = (self.config.heartbeat_interval_ms / 32).max(1);
-        due_ms.div_ceil(grid).saturating_mul(grid)
+        let phase = self.beat_phase % grid;
+        let after = due_ms.saturating_sub(phase);
+        after
+            .div_ceil(grid)
+            .saturating_mul(grid)
+            .saturating_add(phase)
     }
 
     /// The next wake a tail needs: its heartbeat, its poll, or the end of a
@@ -1071,10 +1096,10 @@ impl Engine {
         self.arm(key, due.max(now_ms));
     }
 
-    /// A wake fired: poll a polled tail, end a deletion grace period, send
-    /// heartbeats and, for a watched tail, check the file by `stat` (the
-    /// floor under notifications, which miss writes through `mmap` or a hard
-    /// link elsewhere) and let an idle descriptor go.
+    /// A wake fired: poll a polled tail, end a deletion grace period, look
+    /// at a tail held back for batching, send heartbeats and, for a watched
+    /// tail, now and then check the file by `stat` ([`STAT_FLOOR_BEATS`])
+    /// and let an idle descriptor go.
     pub fn timer(
         &mut self,
         key: usize,
@@ -1106,8 +1131,11 @@ impl Engine {
             m.tail_polls += 1;
             look = true;
         }
-        if heartbeat_due && !f.polled && !f.tail.unchanged_on_disk() {
-            look = true;
+        let check_due =
+            now_ms >= f.checked_ms + STAT_FLOOR_BEATS * self.config.heartbeat_interval_ms;
+        if heartbeat_due && !f.polled && check_due {
+            f.checked_ms = now_ms;
+            look |= !f.tail.unchanged_on_disk();
         }
         if look {
             self.look(key, now_ms, true, conns, m);

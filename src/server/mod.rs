@@ -185,6 +185,7 @@ impl Server {
                 watch: config.watch,
                 poll_interval_ms: config.poll_interval_ms,
                 heartbeat_interval_ms: config.heartbeat_interval_ms,
+                heartbeat_burst: config.heartbeat_burst,
                 stall_timeout_ms: config.stall_timeout_ms,
             },
             dir.clone(),
