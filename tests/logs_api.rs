@@ -4,8 +4,8 @@
 mod common;
 
 use common::{
-    eventually, json_array_objects, json_raw_field, json_str_field, write_file, Daemon, Response,
-    SseStream,
+    assert_error, assert_json, eventually, json_array_objects, json_raw_field, json_str_field,
+    write_file, Daemon, SseStream,
 };
 use std::fs;
 use std::io::Write;
@@ -92,32 +92,6 @@ fn now_unix() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-fn assert_json(r: &Response, status: u16, what: &str) {
-    assert_eq!(r.status, status, "{what}: {}", r.text());
-    assert_eq!(
-        r.header("content-type"),
-        Some("application/json"),
-        "{what}: {:?}",
-        r.headers
-    );
-    assert_eq!(r.header("server"), Some("logcast"), "{what}");
-    assert_eq!(
-        r.header("content-length")
-            .and_then(|v| v.parse::<usize>().ok()),
-        Some(r.body.len()),
-        "{what}: Content-Length"
-    );
-}
-
-fn assert_error(r: &Response, status: u16, what: &str) {
-    assert_json(r, status, what);
-    let t = r.text();
-    assert!(
-        t.starts_with("{\"error\": \"") && t.ends_with("\"}"),
-        "{what}: error body {t:?}"
-    );
 }
 
 /// Checks the fields shared by list entries and info bodies.

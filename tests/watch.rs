@@ -657,6 +657,20 @@ struct Follower {
     body: Vec<u8>,
 }
 
+impl Follower {
+    /// Takes what has arrived (waiting 5 ms at most); `true` while the body
+    /// is still a proper start of `want`, i.e. worth reading again.
+    fn read_toward(&mut self, want: &[u8], chunk: &mut [u8]) -> bool {
+        self.sock
+            .set_read_timeout(Some(Duration::from_millis(5)))
+            .expect("timeout");
+        if let Ok(got) = self.sock.read(chunk) {
+            self.body.extend_from_slice(&chunk[..got]);
+        }
+        self.body.len() < want.len() && want.starts_with(&self.body)
+    }
+}
+
 /// Opens one stream per id, `batch` requests in flight at a time; every
 /// stream must get a 200 event-stream head within 5 s.
 fn open_followers(d: &Daemon, ids: &[String], batch: usize) -> Vec<Follower> {
@@ -760,14 +774,7 @@ fn auto_many_distinct_logs_each_get_their_own_lines_without_a_descriptor_each() 
     while !pending.is_empty() && Instant::now() < deadline {
         pending.retain(|&j| {
             let want = frame(line(j).trim_end().as_bytes(), line(j).len());
-            let f = &mut followers[j];
-            f.sock
-                .set_read_timeout(Some(Duration::from_millis(5)))
-                .expect("timeout");
-            if let Ok(got) = f.sock.read(&mut chunk) {
-                f.body.extend_from_slice(&chunk[..got]);
-            }
-            f.body.len() < want.len() && want.as_bytes().starts_with(&f.body)
+            followers[j].read_toward(want.as_bytes(), &mut chunk)
         });
     }
     for &j in &chosen {
@@ -884,16 +891,7 @@ fn expect_followers(followers: &mut [Follower], want: &str, what: &str) {
     let mut chunk = [0u8; 16384];
     let mut pending: Vec<usize> = (0..followers.len()).collect();
     while !pending.is_empty() && Instant::now() < deadline {
-        pending.retain(|&j| {
-            let f = &mut followers[j];
-            f.sock
-                .set_read_timeout(Some(Duration::from_millis(5)))
-                .expect("timeout");
-            if let Ok(got) = f.sock.read(&mut chunk) {
-                f.body.extend_from_slice(&chunk[..got]);
-            }
-            f.body.len() < want.len() && want.as_bytes().starts_with(&f.body)
-        });
+        pending.retain(|&j| followers[j].read_toward(want.as_bytes(), &mut chunk));
     }
     for (j, f) in followers.iter().enumerate() {
         assert!(

@@ -815,9 +815,9 @@ pub fn append(path: &Path, bytes: &[u8]) {
     f.write_all(bytes).expect("append");
 }
 
-/// An error answer: `status`, `Content-Type: application/json` and the body
-/// `{"error": "..."}`.
-pub fn assert_error(r: &Response, status: u16, what: &str) {
+/// A JSON answer: `status`, `Content-Type: application/json`, `Server:
+/// logcast` and a `Content-Length` that matches the body.
+pub fn assert_json(r: &Response, status: u16, what: &str) {
     assert_eq!(r.status, status, "{what}: {}", r.text());
     assert_eq!(
         r.header("content-type"),
@@ -825,6 +825,19 @@ pub fn assert_error(r: &Response, status: u16, what: &str) {
         "{what}: {:?}",
         r.headers
     );
+    assert_eq!(r.header("server"), Some("logcast"), "{what}");
+    assert_eq!(
+        r.header("content-length")
+            .and_then(|v| v.parse::<usize>().ok()),
+        Some(r.body.len()),
+        "{what}: Content-Length"
+    );
+}
+
+/// An error answer: `status`, `Content-Type: application/json` and the body
+/// `{"error": "..."}`.
+pub fn assert_error(r: &Response, status: u16, what: &str) {
+    assert_json(r, status, what);
     let t = r.text();
     assert!(
         t.starts_with("{\"error\": \"") && t.ends_with("\"}"),
