@@ -210,7 +210,7 @@ tail -n 25 "$RES/load.err" >&2
 [ -s "$RES/load.json" ] || die "logcast-load failed (exit $load_rc): see $RES/load.err"
 
 # Memory while held: the highest sample.
-read -r peak_slab peak_tcp peak_inuse < <(awk 'NR > 1 { if ($2 > s) s = $2; if ($3 > t) t = $3; if ($4 > u) u = $4 } END { print s, t, u }' "$RES/samples.tsv")
+read -r peak_slab peak_tcp peak_inuse < <(awk 'NR > 1 { if ($2 > s) s = $2; if ($3 > t) t = $3; if ($4 > u) u = $4 } END { print s + 0, t + 0, u + 0 }' "$RES/samples.tsv")
 kill "$SAMPLER" 2>/dev/null || true
 SAMPLER=""
 

@@ -1006,3 +1006,67 @@ fn heartbeats_of_a_large_group_are_spread_over_the_interval() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// 11. Appends wake the daemon only for logs someone follows
+
+/// Context switches the daemon's one thread has made by sleeping: each is a
+/// reactor wake-up.
+fn daemon_wakes(d: &Daemon) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{}/status", d.pid())).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("voluntary_ctxt_switches")
+}
+
+/// 200 appends, 2 ms apart, to a file in the log directory that no stream
+/// follows: the daemon sleeps through them (one watch per followed file
+/// reports appends; the directory's own watch reports names, closes and
+/// modes). Once a stream follows the file, every append reaches it.
+#[test]
+fn appends_to_a_file_nobody_follows_do_not_wake_the_daemon() {
+    let d = start(&["--poll-interval-ms", NO_POLL]);
+    let path = d.log_path("busy");
+    write_file(&path, b"");
+    std::thread::sleep(Duration::from_millis(300)); // the create is indexed
+    let mut f = OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .expect("open for append");
+    let before = daemon_wakes(&d);
+    for i in 0..200 {
+        f.write_all(format!("unfollowed {i:03}\n").as_bytes())
+            .expect("append");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let woke = daemon_wakes(&d) - before;
+    assert!(
+        woke < 50,
+        "200 appends to a file nobody follows woke the daemon {woke} times"
+    );
+
+    let mut s = open_stream(&d, "busy");
+    let mut content = fs::read(&path).expect("read");
+    expect_raw(&mut s, &frames(&content, 0), PROMPT, "the file so far");
+    for i in 0..5 {
+        let line = format!("followed {i}\n");
+        f.write_all(line.as_bytes()).expect("append");
+        content.extend_from_slice(line.as_bytes());
+        expect_raw(
+            &mut s,
+            &frames(&content, 0),
+            PROMPT,
+            "an append once followed",
+        );
+    }
+    // The list still shows the file's size, though its appends wake no one.
+    let r = d.get("/api/logs");
+    assert!(
+        r.text()
+            .contains(&format!("\"file_size\": {},", content.len())),
+        "the list's size of busy.log: {}",
+        r.text()
+    );
+}

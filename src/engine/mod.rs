@@ -186,6 +186,9 @@ struct Followed {
     last_fanout_ms: u64,
     /// When the file was last looked at (or found unchanged by `stat`).
     checked_ms: u64,
+    /// The watch on the file for its appends, and the file it was set on:
+    /// none while polled, or while its lines are held for a batch.
+    watch: Option<(i32, (u64, u64))>,
     /// Where the directory said our file was renamed to.
     moved_to: Option<PathBuf>,
     last_change_ms: u64,
@@ -221,6 +224,10 @@ pub struct Engine {
     dir_events: Vec<DirEvent>,
     /// `IN_MOVED_FROM` cookies of followed logs, until their `IN_MOVED_TO`.
     moves: HashMap<u32, usize>,
+    /// The tails each file watch serves (hard links share one watch).
+    by_watch: HashMap<i32, Vec<usize>>,
+    /// The watch table was found full once (said once in the log).
+    watch_table_full: bool,
     /// Tails to look at, in order.
     stale: VecDeque<usize>,
     /// Streams with work to do outside a socket event: `(key, generation)`.
@@ -282,6 +289,8 @@ impl Engine {
             events: Vec::new(),
             dir_events: Vec::new(),
             moves: HashMap::new(),
+            by_watch: HashMap::new(),
+            watch_table_full: false,
             stale: VecDeque::new(),
             work: VecDeque::new(),
             seeks: VecDeque::new(),
@@ -465,6 +474,7 @@ impl Engine {
             batch_due_ms: None,
             last_fanout_ms: 0,
             checked_ms: now_ms,
+            watch: None,
             moved_to: None,
             last_change_ms: now_ms,
             used_seq: 0,
@@ -474,10 +484,12 @@ impl Engine {
         });
         self.by_id.insert(id.to_string(), key);
         self.touch(key);
+        self.watch_file(key);
         Ok(key)
     }
 
     fn drop_tail(&mut self, key: usize) {
+        self.unwatch_file(key);
         let Some(f) = self.tails.try_remove(key) else {
             return;
         };
@@ -569,6 +581,22 @@ impl Engine {
 
     fn apply(&mut self, event: DirEvent) {
         match event {
+            DirEvent::Modified(wd) => {
+                for key in self.by_watch.get(&wd).cloned().unwrap_or_default() {
+                    self.mark_content(key);
+                    // The index keeps sizes from these as from the directory's.
+                    let name = format!("{}.log", self.tails[key].id);
+                    self.dir_events.push(DirEvent::Content(name));
+                }
+            }
+            DirEvent::Unwatched(wd) => {
+                // Its file is gone: the directory's events tell the rest.
+                for key in self.by_watch.remove(&wd).unwrap_or_default() {
+                    if let Some(f) = self.tails.get_mut(key) {
+                        f.watch = None;
+                    }
+                }
+            }
             DirEvent::Content(name) => {
                 if let Some(key) = self.key_of_name(&name) {
                     self.mark_content(key);
@@ -612,10 +640,73 @@ impl Engine {
             self.config.poll_interval_ms
         );
         self.notify_backlog = false;
+        self.by_watch.clear();
         let keys: Vec<usize> = self.tails.iter().map(|(k, _)| k).collect();
         for key in keys {
+            self.tails[key].watch = None;
             self.tails[key].polled = true;
             self.mark(key, true);
+        }
+    }
+
+    /// Watches tail `key`'s file for appends. Where the watch table is
+    /// full, the tail is polled instead (said once).
+    fn watch_file(&mut self, key: usize) {
+        let (Some(watcher), Some(f)) = (&self.watcher, self.tails.get_mut(key)) else {
+            return;
+        };
+        if f.polled || f.ended || f.watch.is_some() {
+            return;
+        }
+        match watcher.watch_file(f.tail.path()) {
+            Ok(wd) => {
+                f.watch = Some((wd, f.tail.identity()));
+                self.by_watch.entry(wd).or_default().push(key);
+            }
+            Err(e) => {
+                f.polled = true;
+                if !std::mem::replace(&mut self.watch_table_full, true) {
+                    log::warn!(
+                        "cannot watch {}: {e}; logs that cannot be watched are polled every {} ms",
+                        f.tail.path().display(),
+                        self.config.poll_interval_ms
+                    );
+                }
+            }
+        }
+    }
+
+    /// Drops tail `key`'s file watch, if it has one.
+    fn unwatch_file(&mut self, key: usize) {
+        let Some((wd, _)) = self.tails.get_mut(key).and_then(|f| f.watch.take()) else {
+            return;
+        };
+        let Some(keys) = self.by_watch.get_mut(&wd) else {
+            return;
+        };
+        keys.retain(|&k| k != key);
+        if keys.is_empty() {
+            self.by_watch.remove(&wd);
+            if let Some(w) = &self.watcher {
+                w.unwatch_file(wd);
+            }
+        }
+    }
+
+    /// After a look: a tail that now reads another file (a rotation) moves
+    /// its watch there, and looks once more for what was written before
+    /// the new watch was set.
+    fn follow_watch(&mut self, key: usize) {
+        let Some(f) = self.tails.get(key) else {
+            return;
+        };
+        let moved = f
+            .watch
+            .is_some_and(|(_, identity)| identity != f.tail.identity());
+        if moved {
+            self.unwatch_file(key);
+            self.watch_file(key);
+            self.mark(key, false);
         }
     }
 
@@ -681,6 +772,8 @@ impl Engine {
         let f = &mut self.tails[key];
         f.batch_due_ms = Some(f.batch_due_ms.map_or(due, |d| d.min(due)));
         self.arm(key, due);
+        // Until the batch is due, its appends need not wake the reactor.
+        self.unwatch_file(key);
         true
     }
 
@@ -883,6 +976,7 @@ impl Engine {
         } else if f.tail.is_complete() {
             self.end_caught_up(key, conns, m);
         }
+        self.follow_watch(key);
         self.limit_open_files(key);
         read
     }
@@ -1122,10 +1216,17 @@ impl Engine {
         }
         let heartbeat_due = now_ms >= f.fanout.heartbeat_due();
         let mut look = f.tail.deleted_at_ms().is_some_and(|t| now_ms >= t);
-        if f.batch_due_ms.is_some_and(|t| now_ms >= t) {
+        let batch_due = f.batch_due_ms.is_some_and(|t| now_ms >= t);
+        if batch_due {
             f.batch_due_ms = None;
             look = true;
+            // Watch again before reading: nothing written after the read
+            // can go unnoticed.
+            self.watch_file(key);
         }
+        let Some(f) = self.tails.get_mut(key) else {
+            return;
+        };
         if f.polled && now_ms >= f.next_poll_ms {
             f.next_poll_ms = now_ms + self.config.poll_interval_ms;
             m.tail_polls += 1;

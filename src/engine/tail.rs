@@ -130,6 +130,16 @@ impl Tail {
         self.size
     }
 
+    /// The path it follows.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// The (device, inode) of the file it reads now.
+    pub fn identity(&self) -> (u64, u64) {
+        self.identity
+    }
+
     /// Descriptors this tail holds (its file, and a successor in waiting).
     pub fn files_open(&self) -> usize {
         usize::from(self.file.is_some()) + usize::from(self.successor.is_some())

@@ -2,12 +2,17 @@
 //! `rustix`, no `unsafe` here), one watch on the directory, its descriptor
 //! registered in the reactor's `mio::Poll` like a socket. No thread.
 //!
-//! One directory watch reports every file in it (inotify(7)): appends
-//! (`IN_MODIFY`), a writer closing (`IN_CLOSE_WRITE`), a finish by chmod
-//! (`IN_ATTRIB`), and the name changes of rotation and deletion (`IN_CREATE`,
-//! `IN_MOVED_FROM`/`IN_MOVED_TO` with a cookie pairing the two, `IN_DELETE`).
-//! A full event queue (`IN_Q_OVERFLOW`) means events were lost: every tail
-//! must look again. The directory itself going away ends the watch.
+//! One directory watch reports every file in it (inotify(7)): a writer
+//! closing (`IN_CLOSE_WRITE`), a finish by chmod (`IN_ATTRIB`), and the name
+//! changes of rotation and deletion (`IN_CREATE`, `IN_MOVED_FROM`/
+//! `IN_MOVED_TO` with a cookie pairing the two, `IN_DELETE`). Appends
+//! (`IN_MODIFY`) come from a watch on each *followed* file instead
+//! ([`Watcher::watch_file`]): a file nobody follows can be written as fast
+//! as it likes without waking the reactor, and a followed log whose lines
+//! are being batched drops its watch until its batch is due, so a fast
+//! writer costs a wake per batch, not per write. A full event queue
+//! (`IN_Q_OVERFLOW`) means events were lost: every tail must look again.
+//! The directory itself going away ends the watch.
 //!
 //! Where the kernel or the file system gives no notification, [`Watcher::new`]
 //! says why, and the engine polls instead: network and FUSE file systems
@@ -41,6 +46,10 @@ pub enum DirEvent {
         name: String,
         cookie: u32,
     },
+    /// A followed file, by its watch ([`Watcher::watch_file`]), was written.
+    Modified(i32),
+    /// That file's watch is gone (removed, or the file deleted).
+    Unwatched(i32),
     /// Events were lost: look at everything again.
     Overflow,
     /// The directory was deleted, moved or unmounted: the watch is over.
@@ -110,8 +119,7 @@ impl Watcher {
         }
         let fd =
             inotify::init(CreateFlags::NONBLOCK | CreateFlags::CLOEXEC).map_err(unavailable)?;
-        let mask = WatchFlags::MODIFY
-            | WatchFlags::CLOSE_WRITE
+        let mask = WatchFlags::CLOSE_WRITE
             | WatchFlags::ATTRIB
             | WatchFlags::CREATE
             | WatchFlags::DELETE
@@ -122,6 +130,19 @@ impl Watcher {
             | WatchFlags::ONLYDIR;
         let dir_watch = inotify::add_watch(&fd, dir, mask).map_err(unavailable)?;
         Ok(Watcher { fd, dir_watch })
+    }
+
+    /// Watches one followed file for appends; the watch descriptor comes
+    /// back in [`DirEvent::Modified`]. Fails when the watch table is full
+    /// (the file is then polled).
+    pub fn watch_file(&self, path: &Path) -> io::Result<i32> {
+        inotify::add_watch(&self.fd, path, WatchFlags::MODIFY).map_err(io::Error::from)
+    }
+
+    /// Drops a file's watch (the kernel then reports [`DirEvent::Unwatched`]).
+    pub fn unwatch_file(&self, wd: i32) {
+        // An error means the watch is gone already (its file was deleted).
+        let _ = inotify::remove_watch(&self.fd, wd);
     }
 
     /// The descriptor to register for readability.
@@ -146,14 +167,13 @@ impl Watcher {
             match reader.next() {
                 Ok(event) => {
                     let name = event.file_name().map(|n| n.to_string_lossy().into_owned());
-                    if let Some(e) = classify(
-                        event.wd() == self.dir_watch,
-                        event.events(),
-                        event.cookie(),
-                        name,
-                    ) {
-                        out.push(e);
-                    }
+                    let (wd, mask) = (event.wd(), event.events());
+                    let e = if wd == self.dir_watch || mask.contains(ReadFlags::QUEUE_OVERFLOW) {
+                        classify(wd == self.dir_watch, mask, event.cookie(), name)
+                    } else {
+                        classify_file(wd, mask)
+                    };
+                    out.extend(e);
                 }
                 Err(rustix::io::Errno::AGAIN) => return Ok(true),
                 Err(rustix::io::Errno::INTR) => continue,
@@ -163,7 +183,16 @@ impl Watcher {
     }
 }
 
-/// What one raw event means for the engine.
+/// What one event of a followed file's watch means.
+fn classify_file(wd: i32, mask: ReadFlags) -> Option<DirEvent> {
+    if mask.contains(ReadFlags::IGNORED) {
+        return Some(DirEvent::Unwatched(wd));
+    }
+    mask.contains(ReadFlags::MODIFY)
+        .then_some(DirEvent::Modified(wd))
+}
+
+/// What one raw event of the directory's watch means for the engine.
 fn classify(ours: bool, mask: ReadFlags, cookie: u32, name: Option<String>) -> Option<DirEvent> {
     if mask.contains(ReadFlags::QUEUE_OVERFLOW) {
         return Some(DirEvent::Overflow);
@@ -229,8 +258,14 @@ mod tests {
             .append(true)
             .open(&path)
             .expect("open");
+        let wd = w.watch_file(&path).expect("watch the file");
         f.write_all(b"y\n").expect("append");
-        assert!(drain(&mut w).contains(&DirEvent::Content("a.log".into())));
+        let events = drain(&mut w);
+        assert!(events.contains(&DirEvent::Modified(wd)), "{events:?}");
+        assert!(
+            !events.contains(&DirEvent::Content("a.log".into())),
+            "appends come from the file's watch only: {events:?}"
+        );
         fs::rename(&path, dir.join("a.log.1")).expect("rename");
         let events = drain(&mut w);
         let from = events.iter().find_map(|e| match e {

@@ -452,8 +452,9 @@ impl LogIndex {
     /// A page of at most `limit` logs older than `before`, newest first.
     /// Where nothing notifies (the index is rescanning), each listed log is
     /// looked at now (`limit` stats at most), so sizes and states are
-    /// current; where notifications keep the index current, the page costs
-    /// no system call at all.
+    /// current. Where notifications keep the index current, only the logs
+    /// still being written are: appends to a file nobody follows wake no
+    /// one (see [`crate::engine::watch`]), so their sizes are read here.
     pub fn page(&mut self, limit: usize, before: Option<&Cursor>) -> Page {
         let ids: Vec<Rc<str>> = match before {
             Some(c) => self
@@ -480,7 +481,7 @@ impl LogIndex {
         });
         let mut logs = Vec::with_capacity(ids.len());
         for id in &ids {
-            if self.rescanning {
+            if self.rescanning || self.entries.get(id).is_some_and(|e| e.writing) {
                 self.look(id);
             }
             if let Some(e) = self.entries.get(id) {

@@ -23,7 +23,7 @@ impl Server {
                     self.index.note(&name)
                 }
                 DirEvent::Overflow => self.index.rescan(),
-                DirEvent::DirGone => {}
+                DirEvent::DirGone | DirEvent::Modified(_) | DirEvent::Unwatched(_) => {}
             }
         }
         self.index.set_rescanning(!self.engine.is_watching());
