@@ -1,8 +1,9 @@
 //! The streaming engine: from a change in a log file to bytes on every
 //! socket that follows it, testable without the reactor. Follow one line:
 //!
-//! 1. Something says a log changed: the directory's change notification
-//!    ([`watch`]), the simulated writer that just appended
+//! 1. Something says a log changed: a change notification ([`watch`]: the
+//!    followed file's own watch for appends, the directory's for names,
+//!    closes and modes), the simulated writer that just appended
 //!    ([`Engine::file_written`]), or, where no notification covers the file,
 //!    its poll timer. The tail is marked stale.
 //! 2. In the same reactor turn, [`Engine::run`] looks at each stale tail
@@ -10,8 +11,9 @@
 //!    of the path when a name changed. New bytes are read once and framed
 //!    once into a [`crate::sse::Block`], however many streams follow the log.
 //!    (A log with many streams that was fanned out moments ago waits out a
-//!    short batching gap first, [`Engine::batch_gap_ms`]: written fast, its
-//!    lines go out in batches, never costing more per line than polling.)
+//!    short batching gap first, [`Engine::batch_gap_ms`], with its file's
+//!    watch dropped: written fast, its lines go out in batches, at a wake
+//!    per batch, never costing more per line than polling.)
 //! 3. [`fanout::Fanout::send`] writes that block straight to every stream
 //!    at the tail's offset. A stream whose socket was full keeps only the
 //!    unsent rest of one event and falls behind; when its socket drains,
@@ -759,21 +761,28 @@ impl Engine {
     }
 
     /// Holds a content look at tail `key` back until its batching gap has
-    /// passed since its last fan-out; `false` when it may look now.
+    /// passed since its last fan-out; `false` when it may look now. A
+    /// change that comes in the last eighth of the gap is read at once (a
+    /// wake saved for lines that come about once per gap); a second change
+    /// while one is held drops the file's watch until the batch is due, so
+    /// a fast writer wakes the reactor once per batch, not once per write.
     fn hold_for_batch(&mut self, key: usize, now_ms: u64) -> bool {
         let f = &self.tails[key];
         if !f.batchable || f.polled {
             return false;
         }
-        let due = f.last_fanout_ms + self.batch_gap_ms(f.fanout.len());
-        if now_ms >= due {
+        let gap = self.batch_gap_ms(f.fanout.len());
+        let due = f.last_fanout_ms + gap;
+        if now_ms + gap / 8 >= due {
             return false;
         }
         let f = &mut self.tails[key];
+        let held_already = f.batch_due_ms.is_some();
         f.batch_due_ms = Some(f.batch_due_ms.map_or(due, |d| d.min(due)));
         self.arm(key, due);
-        // Until the batch is due, its appends need not wake the reactor.
-        self.unwatch_file(key);
+        if held_already {
+            self.unwatch_file(key);
+        }
         true
     }
 
