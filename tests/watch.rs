@@ -1070,3 +1070,48 @@ fn appends_to_a_file_nobody_follows_do_not_wake_the_daemon() {
         r.text()
     );
 }
+
+/// A log with `streams` streams written every 2 ms and rotated by rename
+/// between two appends; the new file's writer keeps it open (so no close
+/// for the directory's watch to report, only appends for the file's own):
+/// every stream gets every line of the old file, one `reset`, then every
+/// line of the new file, without the poll (the watch moved to it).
+fn rotate_mid_burst(streams: usize) {
+    let d = start(&[
+        "--poll-interval-ms",
+        NO_POLL,
+        "--heartbeat-interval-ms",
+        "600000",
+    ]);
+    let path = d.log_path("fast");
+    write_file(&path, b"");
+    let mut followers = open_followers(&d, &vec!["fast".to_string(); streams], 100);
+    let old = append_paced(&path, 30, Duration::from_millis(2));
+    fs::rename(&path, d.log_dir.join("fast.log.1")).expect("rename");
+    create_new(&path, b"");
+    let mut writer = OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .expect("open the new file");
+    for i in 0..30 {
+        writer
+            .write_all(format!("new line {i:02}\n").as_bytes())
+            .expect("append");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let new = fs::read(&path).expect("read the new file");
+    let want = frames(&old, 0) + RESET + &frames(&new, 0);
+    expect_followers(&mut followers, &want, &format!("{streams} stream(s)"));
+}
+
+#[test]
+fn auto_rotation_mid_burst_moves_the_watch_to_the_new_file() {
+    rotate_mid_burst(1);
+}
+
+/// The same with 200 streams: lines batched, the watch dropped while a batch
+/// is held.
+#[test]
+fn auto_rotation_of_a_batched_log_loses_nothing() {
+    rotate_mid_burst(200);
+}

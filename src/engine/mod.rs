@@ -585,10 +585,13 @@ impl Engine {
         match event {
             DirEvent::Modified(wd) => {
                 for key in self.by_watch.get(&wd).cloned().unwrap_or_default() {
-                    self.mark_content(key);
+                    let Some(f) = self.tails.get(key) else {
+                        continue;
+                    };
                     // The index keeps sizes from these as from the directory's.
-                    let name = format!("{}.log", self.tails[key].id);
-                    self.dir_events.push(DirEvent::Content(name));
+                    self.dir_events
+                        .push(DirEvent::Content(format!("{}.log", f.id)));
+                    self.mark_content(key);
                 }
             }
             DirEvent::Unwatched(wd) => {
