@@ -902,22 +902,28 @@ fn expect_followers(followers: &mut [Follower], want: &str, what: &str) {
     }
 }
 
-/// 40 lines appended 5 ms apart to a log with 300 streams: they reach every
-/// stream, exactly, but in batches (a 300-stream fan-out waits 30 ms after
-/// the last one), so the daemon reads the log far fewer than 40 times. The
-/// same appends to a log with one stream are read as they come.
-#[test]
-fn auto_fast_lines_to_a_log_with_many_streams_go_out_in_batches() {
+/// A daemon that neither polls nor sends heartbeats within a test, an empty
+/// log `id` in it, and `streams` streams following it.
+fn followed_empty_log(id: &str, streams: usize) -> (Daemon, std::path::PathBuf, Vec<Follower>) {
     let d = start(&[
         "--poll-interval-ms",
         NO_POLL,
         "--heartbeat-interval-ms",
         "600000",
     ]);
-    let many = d.log_path("many");
-    write_file(&many, b"");
-    let ids = vec!["many".to_string(); 300];
-    let mut followers = open_followers(&d, &ids, 100);
+    let path = d.log_path(id);
+    write_file(&path, b"");
+    let followers = open_followers(&d, &vec![id.to_string(); streams], 100);
+    (d, path, followers)
+}
+
+/// 40 lines appended 5 ms apart to a log with 300 streams: they reach every
+/// stream, exactly, but in batches (a 300-stream fan-out waits 30 ms after
+/// the last one), so the daemon reads the log far fewer than 40 times. The
+/// same appends to a log with one stream are read as they come.
+#[test]
+fn auto_fast_lines_to_a_log_with_many_streams_go_out_in_batches() {
+    let (d, many, mut followers) = followed_empty_log("many", 300);
     let before = tail_reads(&d);
     let content = append_paced(&many, 40, Duration::from_millis(5));
     expect_followers(&mut followers, &frames(&content, 0), "300 streams");
@@ -1077,15 +1083,7 @@ fn appends_to_a_file_nobody_follows_do_not_wake_the_daemon() {
 /// every stream gets every line of the old file, one `reset`, then every
 /// line of the new file, without the poll (the watch moved to it).
 fn rotate_mid_burst(streams: usize) {
-    let d = start(&[
-        "--poll-interval-ms",
-        NO_POLL,
-        "--heartbeat-interval-ms",
-        "600000",
-    ]);
-    let path = d.log_path("fast");
-    write_file(&path, b"");
-    let mut followers = open_followers(&d, &vec!["fast".to_string(); streams], 100);
+    let (d, path, mut followers) = followed_empty_log("fast", streams);
     let old = append_paced(&path, 30, Duration::from_millis(2));
     fs::rename(&path, d.log_dir.join("fast.log.1")).expect("rename");
     create_new(&path, b"");
