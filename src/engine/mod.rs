@@ -24,10 +24,10 @@
 //! arms them on its wheel and calls [`Engine::timer`] when they fire. A
 //! watched log asks for one wake per heartbeat interval (heartbeats, and
 //! every fourth time a `stat` as the floor under the notifications); a
-//! polled one, one per poll interval. A log nobody writes costs no work per tick, and no
-//! descriptor once idle: descriptors are opened on change and let go when
-//! the log has been quiet for a heartbeat interval, or when more than
-//! [`MAX_OPEN_FILES`] are open.
+//! polled one, one per poll interval. A log nobody writes costs no work
+//! per tick, and no descriptor once idle: descriptors are opened on change
+//! and let go when the log has been quiet for a heartbeat interval, or
+//! when more than [`MAX_OPEN_FILES`] are open.
 //!
 //! Every step is bounded: each turn reads at most [`TURN_BYTES`] of new
 //! file data and looks at most at 512 tails; the rest waits for the next turn.
@@ -1227,11 +1227,12 @@ impl Engine {
             return self.arm_next(key, now_ms);
         }
         let heartbeat_due = now_ms >= f.fanout.heartbeat_due();
+        // Looks for a deletion, a poll or the stat floor check the path too;
+        // a batch's look only reads what the file's watch reported.
         let mut look = f.tail.deleted_at_ms().is_some_and(|t| now_ms >= t);
         let batch_due = f.batch_due_ms.is_some_and(|t| now_ms >= t);
         if batch_due {
             f.batch_due_ms = None;
-            look = true;
             // Watch again before reading: nothing written after the read
             // can go unnoticed.
             self.watch_file(key);
@@ -1250,8 +1251,8 @@ impl Engine {
             f.checked_ms = now_ms;
             look |= !f.tail.unchanged_on_disk();
         }
-        if look {
-            self.look(key, now_ms, true, conns, m);
+        if look || batch_due {
+            self.look(key, now_ms, look, conns, m);
         }
         let Some(f) = self.tails.get_mut(key) else {
             return;
