@@ -18,7 +18,7 @@ pub struct Config {
     pub write_interval_ms: u64,
     pub poll_interval_ms: u64,
     pub heartbeat_interval_ms: u64,
-    /// `--heartbeat-burst`: heartbeats one log's group gets in one turn at most.
+    /// `--heartbeat-burst`: heartbeats one log's group gets in one burst at most.
     pub heartbeat_burst: usize,
     pub header_timeout_ms: u64,
     pub idle_timeout_ms: u64,
@@ -146,9 +146,9 @@ OPTIONS:
     --write-interval-ms N        simulated writer period [default: 500]
     --poll-interval-ms N         file tail poll period [default: 100]
     --heartbeat-interval-ms N    `: keepalive` after this much silence on a stream [default: 15000]
-    --heartbeat-burst N          heartbeats written in one turn at most per log; a larger
-                                 silent group gets them in even slices over the interval
-                                 [default: 16384]
+    --heartbeat-burst N          heartbeats one log's silent streams get in one burst at
+                                 most; a larger group gets them in even slices over the
+                                 interval [default: 16384]
     --header-timeout-ms N        a request head must be complete within this [default: 10000]
     --idle-timeout-ms N          idle keep-alive connections are closed after this [default: 60000]
     --max-connections N          beyond it new connections get 503 [default: 100000]

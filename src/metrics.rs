@@ -33,6 +33,9 @@ pub struct Metrics {
     /// The longest reactor turn (µs), in this process: from `poll`
     /// returning to the next `poll`, everything one turn did.
     pub turn_us_max: u64,
+    /// Most socket writes of fan-outs and heartbeats in one reactor turn,
+    /// in this process (bounded by the engine's `TURN_WRITES`).
+    pub turn_writes_max: u64,
     /// Times this worker closed its listener because it was full.
     pub listen_stops: u64,
 }
@@ -225,6 +228,12 @@ impl Metrics {
             "logcast_turn_max_microseconds",
             "The longest reactor turn of this process, in microseconds (every other connection waited that long).",
             self.turn_us_max,
+        );
+        gauge(
+            &mut out,
+            "logcast_turn_writes_max",
+            "Most socket writes of fan-outs and heartbeats in one reactor turn of this process (a larger fan-out goes on over the next turns).",
+            self.turn_writes_max,
         );
         gauge(
             &mut out,

@@ -1,10 +1,16 @@
 //! Fan-out and backpressure over real sockets: many streams of one log get the
 //! same bytes from one poll per tick, and a client that stops reading costs the
-//! daemon no memory and loses no line.
+//! daemon no memory and loses no line. A fan-out (or a heartbeat burst) to more
+//! streams than one reactor turn writes goes on over the next turns, and still
+//! reaches every stream exactly once, whoever leaves meanwhile.
 
 mod common;
 
-use common::{append, eventually, make_read_only, write_file, Daemon, SseStream};
+use common::followers::{expect_followers, open_followers, Follower};
+use common::raw::frames;
+use common::{
+    append, eventually, make_read_only, raise_own_nofile_limit, write_file, Daemon, SseStream,
+};
 use std::fs;
 use std::io::{ErrorKind, Read};
 use std::time::{Duration, Instant};
@@ -356,4 +362,122 @@ fn sigterm_with_a_stuck_client_still_exits_promptly() {
         read_to_close(&mut stuck, Duration::from_secs(10)),
         "stuck client never closed"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Fan-outs wider than a turn (SPEC section 4: no step does unbounded work)
+
+/// Most socket writes one turn makes (the engine's `TURN_WRITES`).
+const TURN_WRITES: f64 = 2048.0;
+
+/// Streams of one log: more than two turns' writes.
+const WIDE: usize = 5_000;
+
+/// A daemon with `args`, an empty log `wide` and [`WIDE`] streams following it.
+fn wide_log(args: &[&str]) -> (Daemon, std::path::PathBuf, Vec<Follower>) {
+    raise_own_nofile_limit();
+    let d = Daemon::start(args);
+    let path = d.log_path("wide");
+    write_file(&path, b"");
+    let followers = open_followers(&d, &vec!["wide".to_string(); WIDE], 250);
+    (d, path, followers)
+}
+
+/// The most writes one turn made: at most a turn's, and some (so the
+/// fan-outs this test caused were really wider than a turn).
+fn assert_turns_bounded(d: &Daemon, what: &str) {
+    let most = d
+        .metric("logcast_turn_writes_max")
+        .expect("turn writes metric");
+    assert!(
+        (1.0..=TURN_WRITES).contains(&most),
+        "{what}: a turn wrote to {most} sockets (at most {TURN_WRITES})"
+    );
+}
+
+/// Lines to 5,000 streams of one log: no turn writes to more than 2,048
+/// sockets, and every stream gets every line, once, in order.
+#[test]
+fn a_line_to_more_streams_than_a_turn_writes_goes_out_over_several_turns() {
+    let (d, path, mut followers) = wide_log(&["--heartbeat-interval-ms", "600000"]);
+    for i in 0..5 {
+        append(&path, format!("wide line {i}\n").as_bytes());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let content = fs::read(&path).expect("read log");
+    expect_followers(&mut followers, &frames(&content, 0), "5,000 streams");
+    assert_turns_bounded(&d, "lines");
+}
+
+/// Streams that leave while lines go out over several turns take nobody
+/// else's line with them: of 5,000 streams, half close, a few at a time,
+/// while a line is appended every 5 ms (fan-outs every 40 ms: the batching
+/// gap, capped at the poll interval); each of the others gets every line.
+#[test]
+fn streams_leaving_mid_fan_out_take_no_line_from_the_others() {
+    let (d, path, followers) = wide_log(&[
+        "--poll-interval-ms",
+        "40",
+        "--heartbeat-interval-ms",
+        "600000",
+    ]);
+    let (leaving, mut staying): (Vec<_>, Vec<_>) = followers
+        .into_iter()
+        .enumerate()
+        .partition(|(j, _)| j % 2 == 1);
+    let mut staying: Vec<Follower> = staying.drain(..).map(|(_, f)| f).collect();
+    let mut leaving = leaving.into_iter().map(|(_, f)| f);
+    let mut chunk = [0u8; 16384];
+    for i in 0..250 {
+        append(
+            &path,
+            format!("line {i:03} while streams leave\n").as_bytes(),
+        );
+        for f in leaving.by_ref().take(10) {
+            drop(f);
+        }
+        // Read along, so no socket fills up and falls behind.
+        for f in &mut staying {
+            f.take(&mut chunk);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let content = fs::read(&path).expect("read log");
+    expect_followers(
+        &mut staying,
+        &frames(&content, 0),
+        "the streams that stayed",
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            d.metric("logcast_streams_open") == Some(staying.len() as f64)
+        }),
+        "the streams that left were not all closed"
+    );
+    assert_turns_bounded(&d, "lines while streams leave");
+}
+
+/// A heartbeat burst to 5,000 silent streams also goes out over several
+/// turns: every stream gets its `: keepalive`, no turn writes more than 2,048.
+#[test]
+fn heartbeats_to_more_streams_than_a_turn_writes_go_out_over_several_turns() {
+    let (d, _path, mut followers) = wide_log(&["--heartbeat-interval-ms", "1000"]);
+    let keepalive = b": keepalive\n\n";
+    let mut chunk = [0u8; 256];
+    let mut pending: Vec<usize> = (0..followers.len()).collect();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !pending.is_empty() && Instant::now() < deadline {
+        pending.retain(|&j| {
+            let f = &mut followers[j];
+            assert!(f.take(&mut chunk), "stream {j}: closed by the server");
+            !f.body.starts_with(keepalive)
+        });
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(
+        pending.is_empty(),
+        "{} of {WIDE} streams got no heartbeat within 5 s (interval 1 s)",
+        pending.len()
+    );
+    assert_turns_bounded(&d, "heartbeats");
 }

@@ -13,11 +13,11 @@
 
 mod common;
 
+use common::followers::{expect_followers, open_followers, Follower};
 use common::raw::*;
-use common::{append, eventually, make_read_only, read_response, write_file, Daemon, SseStream};
+use common::{append, eventually, make_read_only, write_file, Daemon, SseStream};
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Mutex;
@@ -651,74 +651,6 @@ fn auto_queue_overflow_loses_nothing() {
 // ---------------------------------------------------------------------------
 // 8. Many distinct logs, one stream each
 
-/// One stream socket that has received its head: the body bytes so far.
-struct Follower {
-    sock: TcpStream,
-    body: Vec<u8>,
-}
-
-impl Follower {
-    /// Takes what has arrived (waiting 5 ms at most); `true` while the body
-    /// is still a proper start of `want`, i.e. worth reading again.
-    fn read_toward(&mut self, want: &[u8], chunk: &mut [u8]) -> bool {
-        self.sock
-            .set_read_timeout(Some(Duration::from_millis(5)))
-            .expect("timeout");
-        if let Ok(got) = self.sock.read(chunk) {
-            self.body.extend_from_slice(&chunk[..got]);
-        }
-        self.body.len() < want.len() && want.starts_with(&self.body)
-    }
-}
-
-/// Opens one stream per id, `batch` requests in flight at a time; every
-/// stream must get a 200 event-stream head within 5 s.
-fn open_followers(d: &Daemon, ids: &[String], batch: usize) -> Vec<Follower> {
-    let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(batch) {
-        let mut socks = Vec::with_capacity(chunk.len());
-        for id in chunk {
-            let mut sock = TcpStream::connect(d.addr).unwrap_or_else(|e| {
-                panic!(
-                    "connect for stream {} of {}: {e}",
-                    out.len() + socks.len(),
-                    ids.len()
-                )
-            });
-            let req = format!(
-                "GET /api/logs/{id}/stream HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n"
-            );
-            sock.write_all(req.as_bytes())
-                .expect("write stream request");
-            socks.push(sock);
-        }
-        for (mut sock, id) in socks.into_iter().zip(chunk) {
-            sock.set_read_timeout(Some(Duration::from_secs(5)))
-                .expect("timeout");
-            let head = read_response(&mut sock, true).unwrap_or_else(|| {
-                panic!(
-                    "stream {} of {} ({id}): no response head within 5 s \
-                     (daemon descriptors: {})",
-                    out.len(),
-                    ids.len(),
-                    d.open_fds()
-                )
-            });
-            assert_eq!(head.status, 200, "{id}: {head:?}");
-            assert_eq!(
-                head.header("content-type"),
-                Some("text/event-stream"),
-                "{id}: {head:?}"
-            );
-            out.push(Follower {
-                sock,
-                body: Vec::new(),
-            });
-        }
-    }
-    out
-}
-
 /// N logs, each with its own stream, on one daemon (N = 2,000, or
 /// `LOGCAST_TEST_DISTINCT_LOGS`, e.g. 19,000 in a manual run of this test
 /// alone; capped by this process's open-file limit). Every stream gets its
@@ -789,7 +721,6 @@ fn auto_many_distinct_logs_each_get_their_own_lines_without_a_descriptor_each() 
     // Nothing for the logs nobody wrote, nothing more for those written once.
     std::thread::sleep(Duration::from_millis(200));
     for (j, f) in followers.iter_mut().enumerate() {
-        f.sock.set_nonblocking(true).expect("nonblocking");
         match f.sock.read(&mut chunk) {
             Err(e) if e.kind() == ErrorKind::WouldBlock => {}
             Ok(0) => panic!("{}: the server closed the stream", ids[j]),
@@ -884,24 +815,6 @@ fn append_paced(path: &Path, n: usize, every: Duration) -> Vec<u8> {
     fs::read(path).expect("read log")
 }
 
-/// Reads every follower until it holds `want` (or 10 s pass); each must then
-/// hold exactly `want`.
-fn expect_followers(followers: &mut [Follower], want: &str, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut chunk = [0u8; 16384];
-    let mut pending: Vec<usize> = (0..followers.len()).collect();
-    while !pending.is_empty() && Instant::now() < deadline {
-        pending.retain(|&j| followers[j].read_toward(want.as_bytes(), &mut chunk));
-    }
-    for (j, f) in followers.iter().enumerate() {
-        assert!(
-            f.body == want.as_bytes(),
-            "{what}: stream {j}: {}",
-            first_difference(&f.body, want.as_bytes())
-        );
-    }
-}
-
 /// A daemon that neither polls nor sends heartbeats within a test, an empty
 /// log `id` in it, and `streams` streams following it.
 fn followed_empty_log(id: &str, streams: usize) -> (Daemon, std::path::PathBuf, Vec<Follower>) {
@@ -968,9 +881,6 @@ fn heartbeats_of_a_large_group_are_spread_over_the_interval() {
     let opened = Instant::now();
     let mut first: Vec<Option<Duration>> = vec![None; STREAMS];
     let mut chunk = [0u8; 256];
-    for f in &followers {
-        f.sock.set_nonblocking(true).expect("nonblocking");
-    }
     while first.iter().any(Option::is_none) && opened.elapsed() < Duration::from_secs(4) {
         for (j, f) in followers.iter_mut().enumerate() {
             if first[j].is_some() {

@@ -13,13 +13,20 @@
 //!
 //! Heartbeats are owed to a group a heartbeat interval after its last
 //! lines. A group of up to `--heartbeat-burst` streams (16,384) gets them
-//! all in one turn, like a fan-out; a larger one (where the file limit
+//! all in one burst, like a fan-out; a larger one (where the file limit
 //! allows that many sockets) in even slices spread over the interval
-//! ([`Beat`]), so no turn writes 100,000 heartbeats while a line waits.
-//! Slices are kept large on purpose: measured on loopback with a million
-//! streams, a heartbeat costs more the smaller its burst (readers woken
-//! per write rather than per burst): 16.6 us in one burst per worker,
-//! 18.3 us in 4 slices, 19.6 us in 8 (BENCHMARKS section 6).
+//! ([`Beat`]). Slices are kept large on purpose: measured on loopback with
+//! a million streams, a heartbeat costs more the smaller its burst
+//! (readers woken per write rather than per burst): 16.6 us in one burst
+//! per worker, 18.3 us in 4 slices, 19.6 us in 8 (BENCHMARKS section 9).
+//!
+//! No turn writes to more than its budget of streams (the engine's
+//! `TURN_WRITES`, counted down through `writes`): a fan-out or burst that
+//! reaches it stops there ([`Unfinished`]) and goes on in the next turns,
+//! which follow at once, so a line to 19,000 streams never holds a
+//! `/healthz` or another log's line for the ~100 ms its writes take.
+//! Streams not reached yet simply stay at their offset; the tail reads
+//! nothing new until every stream has been offered the block.
 
 use std::rc::Rc;
 
@@ -53,6 +60,23 @@ struct Group {
     filter: Option<Rc<Filter>>,
     streams: Vec<usize>,
     beat: Beat,
+    /// While a block is [`Unfinished`]: `streams[..offered]` have been
+    /// offered it, the rest wait for the next turn.
+    offered: usize,
+}
+
+/// A fan-out that ran out of the turn's writes, to go on next turn.
+#[derive(Debug)]
+enum Unfinished {
+    /// A block of lines (and the file bytes it framed, for the filtered
+    /// groups): each group's streams from its `offered` on.
+    Lines { block: Block, raw: Vec<u8> },
+    /// Heartbeats to streams `next..end` of group `group` (its slice).
+    Beats {
+        group: usize,
+        next: usize,
+        end: usize,
+    },
 }
 
 /// Where a group's heartbeats are: the next slice is due at `due_ms` and
@@ -102,6 +126,7 @@ pub struct Fanout {
     every_ms: u64,
     /// `--heartbeat-burst`.
     burst: usize,
+    unfinished: Option<Unfinished>,
 }
 
 impl Fanout {
@@ -112,7 +137,14 @@ impl Fanout {
             filtered: Block::default(),
             every_ms: heartbeat_every_ms.max(1),
             burst: heartbeat_burst.max(1),
+            unfinished: None,
         }
+    }
+
+    /// A fan-out or heartbeat burst is waiting for the next turn's writes
+    /// ([`Fanout::resume`]); meanwhile the tail reads nothing new.
+    pub fn is_unfinished(&self) -> bool {
+        self.unfinished.is_some()
     }
 
     pub fn len(&self) -> usize {
@@ -142,8 +174,12 @@ impl Fanout {
         self.groups.get(group)?.filter.as_deref()
     }
 
-    /// When the next heartbeat slice is due, of any group.
+    /// When the next heartbeat slice is due, of any group (none while a
+    /// fan-out is unfinished: it goes on by itself, and lines reset beats).
     pub fn heartbeat_due(&self) -> u64 {
+        if self.unfinished.is_some() {
+            return u64::MAX;
+        }
         self.groups
             .iter()
             .map(|(_, g)| g.beat.due_ms)
@@ -165,6 +201,7 @@ impl Fanout {
                 filter,
                 streams: Vec::new(),
                 beat: Beat::after_lines(now_ms, self.every_ms),
+                offered: 0,
             })
         });
         let streams = &mut self.groups[group].streams;
@@ -173,22 +210,27 @@ impl Fanout {
         (group, streams.len() - 1)
     }
 
-    /// Removes the stream at `index` of `group`; the stream moved into its
-    /// place gets its new index. An empty group goes, with its filter.
+    /// Removes the stream at `index` of `group`; the streams moved get
+    /// their new index. An empty group goes, with its filter.
     pub fn remove(&mut self, group: usize, index: usize, conns: &mut Slab<Conn>) {
+        let lines_unfinished = matches!(self.unfinished, Some(Unfinished::Lines { .. }));
         let Some(g) = self.groups.get_mut(group) else {
             return;
         };
         if index >= g.streams.len() {
             return;
         }
-        g.streams.swap_remove(index);
-        self.streams -= 1;
-        if let Some(&moved) = g.streams.get(index) {
+        let offered = if lines_unfinished {
+            &mut g.offered
+        } else {
+            &mut 0
+        };
+        for (moved, at) in remove_keeping_order(&mut g.streams, offered, index) {
             if let Some(s) = conns.get_mut(moved).and_then(Conn::stream_mut) {
-                s.index = index;
+                s.index = at;
             }
         }
+        self.streams -= 1;
         if g.streams.is_empty() {
             self.groups.remove(group);
         }
@@ -204,7 +246,9 @@ impl Fanout {
     /// Writes `block` to every unfiltered stream at its start, and each
     /// filtered group's lines of it (framed from `raw`, the file bytes the
     /// block consumed) to that group's streams; peers found gone are
-    /// pushed to `closed`.
+    /// pushed to `closed`. Past `writes` it stops, to go on next turn
+    /// ([`Fanout::resume`]). Replaces unfinished heartbeats: lines do for them.
+    #[allow(clippy::too_many_arguments)]
     pub fn send(
         &mut self,
         block: &Block,
@@ -213,7 +257,59 @@ impl Fanout {
         now_ms: u64,
         m: &mut Metrics,
         closed: &mut Vec<usize>,
+        writes: &mut usize,
     ) {
+        for (_, g) in self.groups.iter_mut() {
+            g.offered = 0;
+        }
+        self.unfinished = None;
+        if !self.offer_lines(block, raw, conns, now_ms, m, closed, writes) {
+            self.unfinished = Some(Unfinished::Lines {
+                block: block.clone(),
+                raw: raw.to_vec(),
+            });
+        }
+    }
+
+    /// Goes on with the unfinished fan-out or heartbeats, within `writes`
+    /// (`offset`: the tail's). Finished when [`Fanout::is_unfinished`] says no.
+    pub fn resume(
+        &mut self,
+        offset: u64,
+        conns: &mut Slab<Conn>,
+        now_ms: u64,
+        m: &mut Metrics,
+        closed: &mut Vec<usize>,
+        writes: &mut usize,
+    ) {
+        match self.unfinished.take() {
+            Some(Unfinished::Lines { block, raw }) => {
+                let done = self.offer_lines(&block, &raw, conns, now_ms, m, closed, writes);
+                if !done {
+                    self.unfinished = Some(Unfinished::Lines { block, raw });
+                }
+            }
+            beats @ Some(Unfinished::Beats { .. }) => {
+                self.unfinished = beats;
+                self.heartbeat(offset, conns, now_ms, m, closed, writes);
+            }
+            None => {}
+        }
+    }
+
+    /// Offers `block` to each group's streams from its `offered` on;
+    /// `false` when `writes` ran out first.
+    #[allow(clippy::too_many_arguments)]
+    fn offer_lines(
+        &mut self,
+        block: &Block,
+        raw: &[u8],
+        conns: &mut Slab<Conn>,
+        now_ms: u64,
+        m: &mut Metrics,
+        closed: &mut Vec<usize>,
+        writes: &mut usize,
+    ) -> bool {
         let Fanout {
             groups,
             filtered,
@@ -221,6 +317,9 @@ impl Fanout {
             ..
         } = self;
         for (_, g) in groups.iter_mut() {
+            if g.offered >= g.streams.len() {
+                continue;
+            }
             let block = match &g.filter {
                 None => block,
                 Some(f) => {
@@ -229,29 +328,41 @@ impl Fanout {
                     &*filtered
                 }
             };
-            if !block.is_empty() {
+            if g.offered == 0 && !block.is_empty() {
                 g.beat = Beat::after_lines(now_ms, *every_ms);
             }
-            for &key in &g.streams {
-                if let Some(conn) = conns.get_mut(key) {
+            while let Some(&key) = g.streams.get(g.offered) {
+                let Some(conn) = conns.get_mut(key) else {
+                    g.offered += 1;
+                    continue;
+                };
+                if is_at_block(conn, block) {
+                    if *writes == 0 {
+                        return false;
+                    }
+                    *writes -= 1;
                     if write_block(conn, block, m) == Flow::Closed {
                         closed.push(key);
                     }
                 }
+                g.offered += 1;
             }
         }
+        true
     }
 
     /// Sends `frame` to every stream after whatever it has pending. With
     /// `close`, each stream ends after it; otherwise (a `reset`) each starts
     /// again at offset 0. Streams that need a flush are pushed to `queue`.
+    /// An unfinished fan-out is dropped: its block was of the old content.
     pub fn control(
-        &self,
+        &mut self,
         frame: &[u8],
         close: bool,
         conns: &mut Slab<Conn>,
         queue: &mut Vec<usize>,
     ) {
+        self.unfinished = None;
         for key in self.all() {
             let Some(conn) = conns.get_mut(key) else {
                 continue;
@@ -308,7 +419,8 @@ impl Fanout {
 
     /// A `: keepalive` comment to each stream of the slices due (see
     /// [`Beat`]) that is at the tail's `offset`, idle and writable (the
-    /// others are busy sending lines anyway).
+    /// others are busy sending lines anyway); past `writes` the slice
+    /// stops, to go on next turn. Nothing while lines are unfinished.
     pub fn heartbeat(
         &mut self,
         offset: u64,
@@ -316,26 +428,55 @@ impl Fanout {
         now_ms: u64,
         m: &mut Metrics,
         closed: &mut Vec<usize>,
+        writes: &mut usize,
     ) {
-        for (_, g) in self.groups.iter_mut() {
-            if now_ms < g.beat.due_ms {
-                continue;
+        loop {
+            match self.unfinished.take() {
+                Some(Unfinished::Beats { group, next, end }) => {
+                    let streams = self.groups.get(group).map_or(&[][..], |g| &g.streams);
+                    let end = end.min(streams.len());
+                    let slice = streams.get(next..end).unwrap_or_default();
+                    let done = heartbeat_streams(slice, offset, conns, m, closed, writes);
+                    if done < slice.len() {
+                        let next = next + done;
+                        self.unfinished = Some(Unfinished::Beats { group, next, end });
+                        return;
+                    }
+                }
+                lines @ Some(Unfinished::Lines { .. }) => {
+                    self.unfinished = lines;
+                    return;
+                }
+                None => {}
             }
+            let due = self
+                .groups
+                .iter_mut()
+                .find(|(_, g)| now_ms >= g.beat.due_ms);
+            let Some((group, g)) = due else {
+                return;
+            };
             let n = g.streams.len();
             let slice = g.beat.take_slice(n, self.burst, now_ms, self.every_ms);
-            heartbeat_group(&g.streams[slice], offset, conns, m, closed);
+            self.unfinished = Some(Unfinished::Beats {
+                group,
+                next: slice.start,
+                end: slice.end,
+            });
         }
     }
 }
 
-fn heartbeat_group(
+/// Heartbeats to `streams`, within `writes`: how many streams were done.
+fn heartbeat_streams(
     streams: &[usize],
     offset: u64,
     conns: &mut Slab<Conn>,
     m: &mut Metrics,
     closed: &mut Vec<usize>,
-) {
-    for &key in streams {
+    writes: &mut usize,
+) -> usize {
+    for (done, &key) in streams.iter().enumerate() {
         let Some(conn) = conns.get_mut(key) else {
             continue;
         };
@@ -345,6 +486,10 @@ fn heartbeat_group(
         if !at_tail || conn.has_output() || !conn.writable || conn.is_closing() {
             continue;
         }
+        if *writes == 0 {
+            return done;
+        }
+        *writes -= 1;
         let (flow, n) = conn.write_direct(sse::KEEPALIVE);
         m.bytes_sent += n as u64;
         match flow {
@@ -353,6 +498,33 @@ fn heartbeat_group(
             Flow::Closed => closed.push(key),
         }
     }
+    streams.len()
+}
+
+/// Removes `streams[index]` by a swap with the last, as a `Vec` does,
+/// except that while a block is unfinished the streams not yet offered it
+/// (from `offered` on) stay there: a removal before `offered` first swaps
+/// the last offered stream into the gap. Returns the streams moved, with
+/// their new indices.
+fn remove_keeping_order(
+    streams: &mut Vec<usize>,
+    offered: &mut usize,
+    mut index: usize,
+) -> Vec<(usize, usize)> {
+    let mut moved = Vec::new();
+    if index < *offered {
+        *offered -= 1;
+        streams.swap(index, *offered);
+        if index != *offered {
+            moved.push((streams[index], index));
+        }
+        index = *offered;
+    }
+    streams.swap_remove(index);
+    if let Some(&key) = streams.get(index) {
+        moved.push((key, index));
+    }
+    moved
 }
 
 /// What stall checks found: streams to close, and streams to move on.
@@ -362,14 +534,20 @@ pub struct StallCheck {
     pub waiting: Vec<usize>,
 }
 
+/// The stream sits exactly at `block`'s start with nothing pending and
+/// room in its socket: a fan-out writes to it.
+fn is_at_block(conn: &Conn, block: &Block) -> bool {
+    let ready = conn.writable && !conn.has_output() && !conn.is_closing();
+    conn.stream()
+        .is_some_and(|s| ready && !s.seeking && s.offset == block.base)
+}
+
 /// Writes `block` to a stream that sits exactly at its start with nothing
 /// pending; any other stream is left to catch up by itself. A cut event's
 /// rest is kept, and the stream's offset moves past it.
 pub fn write_block(conn: &mut Conn, block: &Block, m: &mut Metrics) -> Flow {
-    let ready = conn.writable && !conn.has_output() && !conn.is_closing();
-    match conn.stream() {
-        Some(s) if ready && !s.seeking && s.offset == block.base => {}
-        _ => return Flow::Done,
+    if !is_at_block(conn, block) {
+        return Flow::Done;
     }
     let (flow, n) = conn.write_direct(&block.bytes);
     m.bytes_sent += n as u64;
@@ -448,5 +626,52 @@ mod tests {
         assert_eq!(first, 0..1_667);
         assert_eq!(beat.take_slice(500, BURST, 2_000, 3_000), 0..500);
         assert_eq!(beat.due_ms, 5_000);
+    }
+
+    /// Removes `key` from `streams` as [`Fanout::remove`] would; checks that
+    /// the streams not yet offered are exactly those they were, minus it.
+    fn remove_checked(streams: &mut Vec<usize>, offered: &mut usize, key: usize) {
+        let before: Vec<usize> = streams[*offered..]
+            .iter()
+            .copied()
+            .filter(|&k| k != key)
+            .collect();
+        let index = streams.iter().position(|&k| k == key).unwrap();
+        let moved = remove_keeping_order(streams, offered, index);
+        for (k, at) in moved {
+            assert_eq!(streams[at], k);
+        }
+        let mut after = streams[*offered..].to_vec();
+        let mut before = before;
+        after.sort_unstable();
+        before.sort_unstable();
+        assert_eq!(after, before, "streams not yet offered changed");
+    }
+
+    #[test]
+    fn removing_streams_mid_fan_out_keeps_the_ones_not_yet_offered() {
+        // 10 streams, the first 6 offered the block.
+        let mut streams: Vec<usize> = (0..10).collect();
+        let mut offered = 6;
+        remove_checked(&mut streams, &mut offered, 2); // an offered one
+        assert_eq!(offered, 5);
+        remove_checked(&mut streams, &mut offered, 8); // one not yet offered
+        assert_eq!(offered, 5);
+        remove_checked(&mut streams, &mut offered, 5); // the last offered one
+        assert_eq!(offered, 4);
+        remove_checked(&mut streams, &mut offered, 9); // the last one
+        for key in [0, 1, 3, 4, 6, 7] {
+            remove_checked(&mut streams, &mut offered, key);
+        }
+        assert!(streams.is_empty());
+        assert_eq!(offered, 0);
+    }
+
+    #[test]
+    fn removing_with_nothing_unfinished_is_a_swap_remove() {
+        let mut streams = vec![10, 11, 12, 13];
+        let moved = remove_keeping_order(&mut streams, &mut 0, 1);
+        assert_eq!(streams, vec![10, 13, 12]);
+        assert_eq!(moved, vec![(13, 1)]);
     }
 }

@@ -30,7 +30,10 @@
 //! when more than [`MAX_OPEN_FILES`] are open.
 //!
 //! Every step is bounded: each turn reads at most [`TURN_BYTES`] of new
-//! file data and looks at most at 512 tails; the rest waits for the next turn.
+//! file data, looks at most at 512 tails and writes fan-outs and heartbeats
+//! to at most [`TURN_WRITES`] sockets; the rest waits for the next turn (a
+//! fan-out cut there goes on first, and its tail reads nothing new until
+//! every stream has been offered the block).
 //! Everything a single stream asks of the file beyond that shares one
 //! budget per turn ([`TURN_BUDGET`]): catching up, the scan for where it
 //! starts ([`scan`]: `?tail=n`, a resume point inside a line) and the line
@@ -80,6 +83,12 @@ pub const TURN_BUDGET: usize = 4 * CHUNK;
 /// a budget's worth of steps is 1,024 system calls or so.
 const STEP_COST: usize = TURN_BUDGET / 1024;
 
+/// Most socket writes of fan-outs and heartbeats in one turn, all tails
+/// together (about 5 to 10 ms of writes on this kind of machine): a line
+/// to 19,000 streams goes out over ten turns that follow each other at
+/// once, with socket events and timers served between them.
+pub const TURN_WRITES: usize = 2048;
+
 /// Most tails looked at in one turn (an overflow marks every tail: with
 /// 19,000 logs, that is spread over turns instead of frozen into one).
 const LOOKS_PER_TURN: usize = 512;
@@ -119,7 +128,7 @@ pub struct EngineConfig {
     pub watch: WatchMode,
     pub poll_interval_ms: u64,
     pub heartbeat_interval_ms: u64,
-    /// Heartbeats one group gets in one turn at most (`--heartbeat-burst`).
+    /// Heartbeats one group gets in one burst at most (`--heartbeat-burst`).
     pub heartbeat_burst: usize,
     /// A stream whose socket takes no byte for this long is closed.
     pub stall_timeout_ms: u64,
@@ -202,6 +211,8 @@ struct Followed {
     stall_check_ms: u64,
     /// Waiting in the count queue: an `end` waits for the line count.
     counting: bool,
+    /// Waiting in the queue of fan-outs that go on next turn.
+    resuming: bool,
 }
 
 /// A stream waiting for the scan that finds where it starts.
@@ -238,6 +249,11 @@ pub struct Engine {
     seeks: VecDeque<SeekJob>,
     /// Tails whose `end` waits for their line count: `(key, generation)`.
     counts: VecDeque<(usize, u32)>,
+    /// Tails whose fan-out (or heartbeat burst) ran out of a turn's writes:
+    /// `(key, generation)`, served first in the next turn.
+    resumes: VecDeque<(usize, u32)>,
+    /// What is left of this turn's [`TURN_WRITES`].
+    writes_left: usize,
     /// What is left of this turn's [`TURN_BUDGET`].
     turn_left: usize,
     /// Bytes stream work read this turn (for the metric of the largest).
@@ -297,6 +313,8 @@ impl Engine {
             work: VecDeque::new(),
             seeks: VecDeque::new(),
             counts: VecDeque::new(),
+            resumes: VecDeque::new(),
+            writes_left: TURN_WRITES,
             turn_left: TURN_BUDGET,
             turn_read: 0,
             wakes: Vec::new(),
@@ -330,6 +348,7 @@ impl Engine {
             || self.notify_backlog
             || !self.seeks.is_empty()
             || !self.counts.is_empty()
+            || !self.resumes.is_empty()
     }
 
     /// Wakes to arm on the timer wheel, since the last call.
@@ -483,6 +502,7 @@ impl Engine {
             ended: false,
             stall_check_ms: now_ms + self.stall_check_period(),
             counting: false,
+            resuming: false,
         });
         self.by_id.insert(id.to_string(), key);
         self.touch(key);
@@ -795,6 +815,7 @@ impl Engine {
         if self.notify_backlog {
             self.notified();
         }
+        self.run_resumes(now_ms, conns, m);
         let mut read = 0;
         for _ in 0..self.stale.len().min(LOOKS_PER_TURN) {
             if read >= TURN_BYTES {
@@ -818,8 +839,74 @@ impl Engine {
         self.run_counts(conns, m);
         // The next turn's budget: socket events spend it before the next run.
         m.turn_read_max = m.turn_read_max.max(self.turn_read as u64);
+        m.turn_writes_max = m
+            .turn_writes_max
+            .max((TURN_WRITES - self.writes_left) as u64);
         self.turn_left = TURN_BUDGET;
         self.turn_read = 0;
+        self.writes_left = TURN_WRITES;
+    }
+
+    /// The fan-outs and heartbeat bursts cut short by an earlier turn's
+    /// writes go on, oldest first, within this turn's. One that finishes is
+    /// looked at again: its tail read nothing new meanwhile.
+    fn run_resumes(&mut self, now_ms: u64, conns: &mut Slab<Conn>, m: &mut Metrics) {
+        for _ in 0..self.resumes.len() {
+            if self.writes_left == 0 {
+                break;
+            }
+            let Some((key, generation)) = self.resumes.pop_front() else {
+                break;
+            };
+            let Some(f) = self
+                .tails
+                .get_mut(key)
+                .filter(|f| f.generation == generation)
+            else {
+                continue;
+            };
+            f.resuming = false;
+            let offset = f.tail.offset();
+            f.fanout.resume(
+                offset,
+                conns,
+                now_ms,
+                m,
+                &mut self.closed,
+                &mut self.writes_left,
+            );
+            if self.queue_resume(key) {
+                continue;
+            }
+            self.mark(key, false);
+            self.arm_next(key, now_ms);
+        }
+    }
+
+    /// Queues tail `key`'s fan-out for the next turn if it is unfinished;
+    /// says whether it is.
+    fn queue_resume(&mut self, key: usize) -> bool {
+        let Some(f) = self.tails.get_mut(key) else {
+            return false;
+        };
+        if !f.fanout.is_unfinished() {
+            return false;
+        }
+        if !f.resuming {
+            f.resuming = true;
+            self.resumes.push_back((key, f.generation));
+        }
+        true
+    }
+
+    /// The writes a new fan-out may use now: while others wait to go on,
+    /// half of the turn's are kept for them.
+    fn writes_for_new(&self) -> usize {
+        if self.resumes.is_empty() {
+            self.writes_left
+        } else {
+            self.writes_left.saturating_sub(TURN_WRITES / 2)
+        }
     }
 
     /// One piece of each waiting scan (the first even over budget, so
@@ -958,6 +1045,11 @@ impl Engine {
         if f.ended {
             return 0;
         }
+        if f.fanout.is_unfinished() {
+            // Its end marks it again (see `run_resumes`).
+            f.check_path |= check_path;
+            return 0;
+        }
         let before = f.tail.files_open();
         f.checked_ms = now_ms;
         let moved_to = f.moved_to.take();
@@ -978,12 +1070,15 @@ impl Engine {
         }
         read += self.read_and_fan_out(key, TURN_BYTES, now_ms, conns, m);
         let f = &mut self.tails[key];
-        if read < TURN_BYTES && f.tail.ready_to_switch() && f.tail.switch() {
+        let unfinished = f.fanout.is_unfinished();
+        if !unfinished && read < TURN_BYTES && f.tail.ready_to_switch() && f.tail.switch() {
             self.control(key, sse::RESET, false, conns);
             read += self.read_and_fan_out(key, TURN_BYTES, now_ms, conns, m);
         }
         let f = &self.tails[key];
-        if read >= TURN_BYTES {
+        if f.fanout.is_unfinished() {
+            // The rest of the fan-out first; its end looks again.
+        } else if read >= TURN_BYTES {
             self.mark(key, false); // more next turn
         } else if f.tail.is_complete() {
             self.end_caught_up(key, conns, m);
@@ -994,7 +1089,8 @@ impl Engine {
     }
 
     /// Reads new bytes (up to `budget`), frames them once and writes them to
-    /// every stream at the tail; returns the bytes read.
+    /// every stream at the tail; returns the bytes read. A fan-out that runs
+    /// out of the turn's writes stops the reading, and goes on next turn.
     fn read_and_fan_out(
         &mut self,
         key: usize,
@@ -1002,6 +1098,23 @@ impl Engine {
         now_ms: u64,
         conns: &mut Slab<Conn>,
         m: &mut Metrics,
+    ) -> usize {
+        let allowed = self.writes_for_new();
+        let mut writes = allowed;
+        let read = self.read_and_send(key, budget, now_ms, conns, m, &mut writes);
+        self.writes_left -= allowed - writes;
+        self.queue_resume(key);
+        read
+    }
+
+    fn read_and_send(
+        &mut self,
+        key: usize,
+        budget: usize,
+        now_ms: u64,
+        conns: &mut Slab<Conn>,
+        m: &mut Metrics,
+        writes: &mut usize,
     ) -> usize {
         let Engine {
             tails,
@@ -1012,7 +1125,7 @@ impl Engine {
         } = self;
         let f = &mut tails[key];
         let mut read = 0;
-        while read < budget {
+        while read < budget && !f.fanout.is_unfinished() {
             let before = f.tail.offset();
             m.tail_reads += u64::from(before < f.tail.size());
             match f.tail.read_new(buf, block) {
@@ -1027,8 +1140,8 @@ impl Engine {
             read += consumed;
             f.last_change_ms = now_ms;
             f.last_fanout_ms = now_ms;
-            f.fanout
-                .send(block, &buf[..consumed], conns, now_ms, m, closed);
+            let raw = &buf[..consumed];
+            f.fanout.send(block, raw, conns, now_ms, m, closed, writes);
         }
         read
     }
@@ -1261,13 +1374,9 @@ impl Engine {
         if now_ms >= f.stall_check_ms || (heartbeat_due && stall_check_near) {
             self.check_stalls(key, now_ms, conns, m);
         }
-        let Some(f) = self.tails.get_mut(key) else {
-            return;
-        };
-        if heartbeat_due {
-            let offset = f.tail.offset();
-            f.fanout
-                .heartbeat(offset, conns, now_ms, m, &mut self.closed);
+        if heartbeat_due && self.tails.contains(key) {
+            self.send_heartbeats(key, now_ms, conns, m);
+            let f = &self.tails[key];
             if !f.polled
                 && now_ms.saturating_sub(f.last_change_ms) >= self.config.heartbeat_interval_ms
             {
@@ -1275,6 +1384,25 @@ impl Engine {
             }
         }
         self.arm_next(key, now_ms);
+    }
+
+    /// The heartbeats due to tail `key`'s streams, within the turn's writes
+    /// (the rest go on next turn).
+    fn send_heartbeats(
+        &mut self,
+        key: usize,
+        now_ms: u64,
+        conns: &mut Slab<Conn>,
+        m: &mut Metrics,
+    ) {
+        let allowed = self.writes_for_new();
+        let mut writes = allowed;
+        let f = &mut self.tails[key];
+        let offset = f.tail.offset();
+        f.fanout
+            .heartbeat(offset, conns, now_ms, m, &mut self.closed, &mut writes);
+        self.writes_left -= allowed - writes;
+        self.queue_resume(key);
     }
 
     /// Stall checks run about every quarter stall timeout: a stall is

@@ -4,6 +4,7 @@
 //! nothing here reaches into the daemon's memory.
 #![allow(dead_code)]
 
+pub mod followers;
 pub mod raw;
 
 use std::io::{BufRead, BufReader, Read, Write};
