@@ -8,8 +8,10 @@
 
 mod common;
 
+use common::followers::open_targets;
 use common::{
-    eventually, json_raw_field, json_str_field, make_read_only, Daemon, Event, SseStream,
+    eventually, json_raw_field, json_str_field, make_read_only, raise_own_nofile_limit, Daemon,
+    Event, SseStream,
 };
 use std::fs;
 use std::io::Write;
@@ -549,4 +551,65 @@ fn a_subscriber_that_reads_nothing_is_closed_after_the_stall_timeout() {
     assert!(d
         .metric("logcast_timeouts_total{kind=\"stall\"}")
         .is_some_and(|n| n >= 1.0));
+}
+
+/// 5,000 subscribers: a change reaches every one of them exactly once, and
+/// so does a heartbeat round after it, yet no turn writes to more than
+/// 2,048 of them (the rest are caught up, or beat, in the next turns).
+#[test]
+fn a_change_to_more_subscribers_than_a_turn_writes_reaches_each_once() {
+    const SUBSCRIBERS: usize = 5_000;
+    raise_own_nofile_limit();
+    let d = Daemon::start(&["--heartbeat-interval-ms", "1000"]);
+    built_id(&d);
+    let mut subs = open_targets(&d, &vec!["/api/events".to_string(); SUBSCRIBERS], 250);
+    fs::write(d.log_dir.join("wide.log"), b"one line\n").expect("write");
+    let created = b"event: created\n";
+    let keepalive = b": keepalive\n\n";
+    let count =
+        |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).filter(|w| w == &needle).count();
+    let done = |body: &[u8]| {
+        let at = body.windows(created.len()).position(|w| w == created);
+        at.is_some_and(|at| count(&body[at..], keepalive) > 0)
+    };
+    let mut chunk = [0u8; 4096];
+    let mut pending: Vec<usize> = (0..SUBSCRIBERS).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !pending.is_empty() && Instant::now() < deadline {
+        pending.retain(|&j| {
+            let s = &mut subs[j];
+            assert!(s.take(&mut chunk), "subscriber {j}: closed by the server");
+            !done(&s.body)
+        });
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(
+        pending.is_empty(),
+        "{} of {SUBSCRIBERS} subscribers lack `created` then a heartbeat within 10 s; one has {}",
+        pending.len(),
+        pending
+            .first()
+            .map(|&j| show(&subs[j].body))
+            .unwrap_or_default()
+    );
+    for (j, s) in subs.iter().enumerate() {
+        assert_eq!(
+            count(&s.body, created),
+            1,
+            "subscriber {j}: {}",
+            show(&s.body)
+        );
+        assert!(
+            String::from_utf8_lossy(&s.body).contains("\"log_id\": \"wide\""),
+            "subscriber {j}: {}",
+            show(&s.body)
+        );
+    }
+    let most = d
+        .metric("logcast_turn_writes_max")
+        .expect("turn writes metric");
+    assert!(
+        (1.0..=2048.0).contains(&most),
+        "a turn wrote to {most} subscribers (at most 2,048)"
+    );
 }

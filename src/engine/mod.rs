@@ -839,9 +839,7 @@ impl Engine {
         self.run_counts(conns, m);
         // The next turn's budget: socket events spend it before the next run.
         m.turn_read_max = m.turn_read_max.max(self.turn_read as u64);
-        m.turn_writes_max = m
-            .turn_writes_max
-            .max((TURN_WRITES - self.writes_left) as u64);
+        m.turn_writes += (TURN_WRITES - self.writes_left) as u64;
         self.turn_left = TURN_BUDGET;
         self.turn_read = 0;
         self.writes_left = TURN_WRITES;

@@ -20,6 +20,11 @@
 //! silence, closed when its socket takes no byte for the stall timeout,
 //! noticed at once when the client leaves, `event: shutdown` on a graceful
 //! stop. One wheel timer serves every subscriber.
+//!
+//! And like a log's fan-out, no turn writes to more than
+//! [`crate::engine::TURN_WRITES`] subscribers: past it, the block's other
+//! subscribers are behind and catch up in the next turns (as many per
+//! turn), and a heartbeat round goes on where it stopped.
 
 use std::collections::VecDeque;
 
@@ -28,6 +33,7 @@ use slab::Slab;
 
 use super::{Server, Timer};
 use crate::conn::{Conn, Flow, Role, Stall, Subscription};
+use crate::engine::TURN_WRITES;
 use crate::http::response;
 use crate::logs::changes::{Changes, Frames, ResetReason, Start};
 use crate::metrics::Metrics;
@@ -53,6 +59,11 @@ pub(crate) struct Subscribers {
     armed_at: Option<u64>,
     /// Subscribers to move forward this turn: `(key, generation)`.
     work: VecDeque<(usize, u32)>,
+    /// A heartbeat round cut at a turn's writes goes on from this index.
+    beat_from: Option<usize>,
+    /// Writes (and catch-up steps) since the last [`Server::run_events`]:
+    /// at most [`TURN_WRITES`].
+    writes_used: usize,
     /// Found gone or stalled: the server closes them.
     closed: Vec<usize>,
     frames: Frames,
@@ -71,7 +82,7 @@ enum Advance {
 
 impl Subscribers {
     pub(crate) fn has_work(&self) -> bool {
-        !self.work.is_empty()
+        !self.work.is_empty() || self.beat_from.is_some()
     }
 
     fn add(&mut self, key: usize, now_ms: u64, stall_ms: u64) -> usize {
@@ -130,7 +141,9 @@ impl Subscribers {
             };
             let at_start = matches!(conn.role, Role::Events(s) if s.seq == from);
             let ready = conn.writable && !conn.has_output() && !conn.is_closing();
-            let flow = if at_start && ready && !frames.is_empty() {
+            let flow = if at_start && ready && !frames.is_empty() && self.writes_used < TURN_WRITES
+            {
+                self.writes_used += 1;
                 write_frames(conn, &frames, m)
             } else {
                 Flow::Done
@@ -184,11 +197,16 @@ impl Subscribers {
         advance
     }
 
-    /// `: keepalive` to every subscriber that has every change, nothing
-    /// pending and room in its socket (the others are busy anyway).
+    /// `: keepalive` to every subscriber (from `beat_from`, where an
+    /// earlier turn stopped) that has every change, nothing pending and
+    /// room in its socket (the others are busy anyway); past a turn's
+    /// writes, the round goes on next turn.
     fn heartbeat(&mut self, conns: &mut Slab<Conn>, m: &mut Metrics, now: u64) {
-        self.last_sent_ms = now;
-        for &key in &self.keys {
+        let from = self.beat_from.take().unwrap_or(0);
+        if from == 0 {
+            self.last_sent_ms = now;
+        }
+        for (i, &key) in self.keys.iter().enumerate().skip(from) {
             let Some(conn) = conns.get_mut(key) else {
                 continue;
             };
@@ -196,6 +214,11 @@ impl Subscribers {
             if !caught_up || conn.has_output() || !conn.writable || conn.is_closing() {
                 continue;
             }
+            if self.writes_used >= TURN_WRITES {
+                self.beat_from = Some(i);
+                return;
+            }
+            self.writes_used += 1;
             if send(conn, sse::KEEPALIVE, m) == Flow::Closed {
                 self.closed.push(key);
             }
@@ -401,16 +424,25 @@ impl Server {
     }
 
     /// The turn's changes to every subscriber, then the subscribers queued
-    /// for catch-up (each once: one cannot starve the rest).
+    /// for catch-up (each once: one cannot starve the rest; at most a
+    /// turn's writes of them), then a heartbeat round cut short last turn.
     pub(super) fn run_events(&mut self) {
         let now = self.now_ms();
         let changes = self.index.changes();
         self.subscribers
             .publish(changes, &mut self.conns, &mut self.metrics, now);
+        if self.subscribers.beat_from.is_some() {
+            self.subscribers
+                .heartbeat(&mut self.conns, &mut self.metrics, now);
+        }
         for _ in 0..self.subscribers.work.len() {
+            if self.subscribers.writes_used >= TURN_WRITES {
+                break; // the rest stay queued for the next turn
+            }
             let Some((key, generation)) = self.subscribers.work.pop_front() else {
                 break;
             };
+            self.subscribers.writes_used += 1;
             let current = self
                 .conns
                 .get(key)
@@ -420,6 +452,7 @@ impl Server {
             }
         }
         self.close_subscribers();
+        self.metrics.turn_writes += std::mem::take(&mut self.subscribers.writes_used) as u64;
     }
 
     /// The subscribers' wake: heartbeats and stall checks when due.

@@ -306,6 +306,8 @@ impl Server {
             self.relisten_if_room();
             let turn_us = turn_started.elapsed().as_micros() as u64;
             self.metrics.turn_us_max = self.metrics.turn_us_max.max(turn_us);
+            let writes = std::mem::take(&mut self.metrics.turn_writes);
+            self.metrics.turn_writes_max = self.metrics.turn_writes_max.max(writes);
         }
     }
 
