@@ -34,6 +34,11 @@
 #   --drain-secs S     wait after the line for the last stream to get it (default 5 + STREAMS/40000)
 #   --bin PATH         the daemon (default target/release/logcast)
 #   --no-floor         skip the write-floor run
+#   --scale-floor      also the write floor at the same scale, after the streams are gone: one
+#                      write-floor per worker with its share of the sockets, 13-byte frames (a
+#                      heartbeat) in bursts staggered over the 15 s interval as the workers'
+#                      are, clients draining under --load-sched: the kernel's cost of one
+#                      heartbeat under the same contention (about 3 minutes more)
 #   --load-sched S     the load generator's scheduling policy: batch (default) or normal.
 #                      Real clients are on other machines; here 56 load processes share two
 #                      cores with the workers, and with `normal` each stream's wake-up may
@@ -59,6 +64,7 @@ HOLD=30
 DRAIN=""
 BIN=""
 FLOOR=1
+SCALE_FLOOR=0
 LOAD_SCHED=batch
 BUILD=0
 FORCE=0
@@ -80,6 +86,7 @@ while [ $# -gt 0 ]; do
     --drain-secs) DRAIN="$2"; shift 2 ;;
     --bin) BIN="$2"; shift 2 ;;
     --no-floor) FLOOR=0; shift ;;
+    --scale-floor) SCALE_FLOOR=1; shift ;;
     --load-sched) LOAD_SCHED="$2"; shift 2 ;;
     --build) BUILD=1; shift ;;
     --force) FORCE=1; shift ;;
@@ -238,6 +245,36 @@ if [ "$FLOOR" = 1 ]; then
   timeout 300 "$REL/write-floor" --sockets "$fs" --rounds 10 --pause-ms 500 --drain --json >"$RES/floor.json" 2>"$RES/floor.err" || true
 fi
 
+# The floor at scale: W write-floors of the workers' shares, set up together
+# (connecting is not what is measured), then measured together.
+scale_floor() {
+  local dir="$RES/scale-floor" i pids=() addrs src
+  [ "$W" -le 250 ] || { say "--scale-floor: at most 250 workers (one address each): skipped"; return 0; }
+  mkdir -p "$dir"
+  # Listen on 127.0.2.x, connect from 127.0.4.x: one address pair per write-floor.
+  addrs="$(python3 -c "import ipaddress; print(' '.join(str(ipaddress.IPv4Address('127.0.2.0') + i) for i in range(1, $W + 1)))")"
+  local batch=()
+  [ "$LOAD_SCHED" = batch ] && batch=(--client-batch)
+  say "write floor at scale: $W write-floors x $per_worker sockets, 13-byte bursts staggered over 15 s"
+  i=0
+  for addr in $addrs; do
+    src="${addr/127.0.2./127.0.4.}"
+    timeout 900 "$REL/write-floor" --sockets "$per_worker" --frame-bytes 13 --rounds 3 --pause-ms 15000 \
+      --phase-ms $(( i * 15000 / W )) --drain --nodelay "${batch[@]}" --listen "$addr" --source "$src" \
+      --ready-file "$dir/$i.ready" --go-file "$dir/go" --json >"$dir/$i.json" 2>"$dir/$i.err" &
+    pids+=($!)
+    i=$(( i + 1 ))
+  done
+  for _ in $(seq 1 6000); do
+    [ "$(find "$dir" -name '*.ready' | wc -l)" -ge "$W" ] && break
+    sleep 0.1
+  done
+  say "write floor at scale: $(find "$dir" -name '*.ready' | wc -l) of $W set up; measuring (about 75 s)"
+  touch "$dir/go"
+  wait "${pids[@]}" || true
+}
+[ "$SCALE_FLOOR" = 1 ] && scale_floor
+
 # ---- summary ---------------------------------------------------------------------
 python3 - "$RES" "$N" "$W" "$P" "$K" "$start_ms" "$stop_ms" "$base_slab" "$peak_slab" "$base_tcp" "$peak_tcp" \
   "$base_inuse" "$peak_inuse" "$avail0" "$after_avail" "$after_inuse" "$after_tcp" "$left" <<'PY' | tee "$RES/results.txt"
@@ -251,6 +288,17 @@ try:
     floor = json.load(open(os.path.join(res, "floor.json"))).get("cpu_us_per_write")
 except (OSError, ValueError):
     pass
+# The floor at scale (--scale-floor): each write-floor's median per write.
+scale = []
+sdir = os.path.join(res, "scale-floor")
+for name in sorted(os.listdir(sdir)) if os.path.isdir(sdir) else []:
+    if name.endswith(".json"):
+        try:
+            scale.append(json.load(open(os.path.join(sdir, name)))["cpu_us_per_write"])
+        except (OSError, ValueError, KeyError):
+            pass
+scale.sort()
+scale_floor = scale[len(scale) // 2] if scale else None
 heartbeat_ms = 15000
 conn = d.get("connected") or 0
 ramp = d.get("ramp_secs") or 0
@@ -269,6 +317,7 @@ rows = [
     ("TCP memory pressure", (lambda m: f"peak {int(peak_tcp) // 4:,} pages; tcp_mem {m[1]:,} (pressure) / {m[2]:,} (limit)" + (": OVER the pressure mark" if int(peak_tcp) // 4 > m[1] else ""))([int(x) for x in open("/proc/sys/net/ipv4/tcp_mem").read().split()])),
     ("kernel: slab", f"{kib_per(int(peak_slab) - int(base_slab)):,.0f} B per stream ({(int(peak_slab) - int(base_slab)) / 1024:,.0f} MiB)"),
     ("idle CPU (heartbeats)", f"{idle:.1f} % of one core = {per_hb_us:.1f} us per heartbeat write" + (f" ({per_hb_us / floor:.2f}x the write floor {floor:.1f} us)" if floor and per_hb_us else "") if idle is not None else "-"),
+    ("write floor at scale", f"{scale_floor:.1f} us per 13-byte write, median of {len(scale)} write-floors (range {scale[0]:.1f}-{scale[-1]:.1f})" + (f"; a heartbeat is {per_hb_us / scale_floor:.2f}x it" if per_hb_us else "") if scale_floor else "- (--scale-floor not given)"),
     ("one line to every stream", f"p50 {lat.get('p50', 0) / 1000:.2f} s, p99 {lat.get('p99', 0) / 1000:.2f} s, max {lat.get('max', 0) / 1000:.2f} s (from append to receipt)"),
     ("load generator", f"{d.get('loadgen_cpu_pct', 0):.1f} % CPU over the hold, {d.get('loadgen_rss_kib', 0) / 1024:,.0f} MiB RSS = {d.get('loadgen_rss_kib', 0) * 1024 / max(conn, 1):.0f} B per stream ({p} processes, {k} source addresses)"),
     ("stop", f"{stop_ms} ms for SIGTERM to the supervisor; load processes left: {left}"),

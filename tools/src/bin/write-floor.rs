@@ -19,6 +19,14 @@
 //! cross-checked with utime+stime from /proc/self/stat (clock ticks). Output: per round µs of CPU and wall time per write, and
 //! the median over rounds.
 //!
+//! At scale (`scripts/c1m.sh --scale-floor`), one write-floor per daemon
+//! worker runs at once, each with that worker's share of the sockets and
+//! heartbeat-sized frames (`--frame-bytes 13`), its bursts at its own
+//! `--phase-ms` in the interval as the workers' heartbeats are, each on
+//! its own `--listen` address (no two share a port search), its reading
+//! client under `--client-batch` as the load generator is: the floor under
+//! the same contention as the million streams.
+//!
 //! With `--spread`, the writes of a round are not a burst but spread evenly
 //! over `--pause-ms` (write one socket, sleep until the next one is due), and
 //! the CPU of the whole round, sleeps and wake-ups included, is divided by
@@ -26,19 +34,22 @@
 //! line each every 2 s), where a daemon wakes up for each one.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use logcast::sys::{clk_tck, raise_nofile_limit as raise_nofile, thread_cpu_ns};
 
 const USAGE: &str = "\
-usage: write-floor [--sockets N] [--rounds R] [--frame-bytes B] [--pause-ms MS] [--spread] [--drain] [--client-cpu N] [--nodelay] [--json]
+usage: write-floor [--sockets N] [--rounds R] [--frame-bytes B] [--pause-ms MS] [--phase-ms MS] [--spread] [--drain] [--client-cpu N] [--client-batch] [--listen IP] [--nodelay] [--json]
   --sockets N       established loopback connections (default 10000)
   --rounds R        rounds of one write per socket (default 20)
-  --frame-bytes B   bytes per write, an SSE frame (default 100)
+  --frame-bytes B   bytes per write, an SSE frame (default 100; under 49, a comment
+                    such as a heartbeat, 13)
   --pause-ms MS     pause between rounds, not measured (default 500: events at 2/s;
                     a longer pause leaves colder caches and costs more per write)
+  --phase-ms MS     one more pause before the first round (several write-floors
+                    started together then write their bursts at different times)
   --spread          spread each round's writes evenly over --pause-ms instead (one
                     write, then sleep until the next is due); CPU of the whole round,
                     wake-ups included, per write: the floor for isolated lines
@@ -46,6 +57,15 @@ usage: write-floor [--sockets N] [--rounds R] [--frame-bytes B] [--pause-ms MS] 
   --nodelay         set TCP_NODELAY on the writing sockets (as logcast does)
   --client-cpu N    run the client side under `taskset -c N` (e.g. the CPU a load
                     generator uses, so that its wake-ups cost what they cost there)
+  --client-batch    run the client side under `chrt --batch 0`, as scripts/c1m.sh runs
+                    its load generator
+  --listen IP       the loopback address to listen on (default 127.0.0.1)
+  --source IP       the client side connects from this loopback address, on ports it
+                    picks itself (the kernel's port search slows down badly when
+                    hundreds of thousands of connections share one source address)
+  --ready-file P    create P once every connection is set up
+  --go-file P       then wait until P exists before the first round (several
+                    write-floors set up one by one, then measured together)
   --json            one JSON line on stdout";
 
 struct Opts {
@@ -58,6 +78,12 @@ struct Opts {
     nodelay: bool,
     drain: bool,
     client_cpu: Option<String>,
+    client_batch: bool,
+    listen: std::net::IpAddr,
+    source: Option<Ipv4Addr>,
+    phase_ms: u64,
+    ready_file: Option<std::path::PathBuf>,
+    go_file: Option<std::path::PathBuf>,
     json: bool,
 }
 
@@ -77,13 +103,41 @@ fn process_ticks() -> Option<u64> {
     logcast::sys::cpu_ticks(logcast::sys::Proc::Current)
 }
 
-/// The helper: connect N sockets to ADDR, say "OK", hold them (optionally
-/// draining) until stdin closes.
-fn connect_side(addr: SocketAddr, n: usize, drain: bool) {
+/// A connection to `addr` from `src`, on the next free port from `port`
+/// on (ports from 10,000 up, chosen here rather than by the kernel).
+fn connect_from(src: Ipv4Addr, port: &mut u16, addr: SocketAddr) -> io::Result<TcpStream> {
+    use rustix::net::{AddressFamily, SocketType};
+    let SocketAddr::V4(dst) = addr else {
+        return Err(io::Error::other("--source needs an IPv4 listener"));
+    };
+    for _ in 0..u16::MAX {
+        let fd = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None)?;
+        rustix::net::sockopt::set_socket_reuseaddr(&fd, true)?;
+        let p = *port;
+        *port = port.checked_add(1).unwrap_or(10_000);
+        match rustix::net::bind_v4(&fd, &SocketAddrV4::new(src, p)) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::ADDRINUSE) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        rustix::net::connect_v4(&fd, &dst)?;
+        return Ok(TcpStream::from(fd));
+    }
+    Err(io::Error::other(format!("no free port on {src}")))
+}
+
+/// The helper: connect N sockets to ADDR (from SRC, if given), say "OK",
+/// hold them (optionally draining) until stdin closes.
+fn connect_side(addr: SocketAddr, n: usize, drain: bool, src: Option<Ipv4Addr>) {
     raise_nofile();
     let mut socks = Vec::with_capacity(n);
+    let mut port = 10_000;
     for _ in 0..n {
-        match TcpStream::connect(addr) {
+        let sock = match src {
+            Some(src) => connect_from(src, &mut port, addr),
+            None => TcpStream::connect(addr),
+        };
+        match sock {
             Ok(s) => socks.push(s),
             Err(e) => die(&format!("connect: {e}")),
         }
@@ -146,6 +200,38 @@ fn connect_side(addr: SocketAddr, n: usize, drain: bool) {
     }
 }
 
+/// Says this write-floor is set up (`--ready-file`), then waits for the
+/// word to go (`--go-file`).
+fn wait_for_go(o: &Opts) {
+    if let Some(ready) = &o.ready_file {
+        if let Err(e) = std::fs::write(ready, b"") {
+            die(&format!("--ready-file {}: {e}", ready.display()));
+        }
+    }
+    if let Some(go) = &o.go_file {
+        while !go.exists() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The command that starts the client side: this program, under `taskset`
+/// and `chrt --batch` as asked.
+fn helper_command(o: &Opts, exe: &std::path::Path) -> Command {
+    let mut wrappers: Vec<Vec<String>> = Vec::new();
+    if let Some(cpu) = &o.client_cpu {
+        wrappers.push(vec!["taskset".into(), "-c".into(), cpu.clone()]);
+    }
+    if o.client_batch {
+        wrappers.push(vec!["chrt".into(), "--batch".into(), "0".into()]);
+    }
+    let mut argv: Vec<String> = wrappers.into_iter().flatten().collect();
+    argv.push(exe.display().to_string());
+    let mut c = Command::new(&argv[0]);
+    c.args(&argv[1..]);
+    c
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
@@ -158,9 +244,16 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-/// An SSE frame of about `len` bytes, shaped like logcast's.
+/// An SSE frame of about `len` bytes, shaped like logcast's; shorter than
+/// an event's head, a comment (`: keepalive` is 13 bytes).
 fn frame(len: usize) -> Vec<u8> {
     let head = b"id: 1234567\ndata: MARK 1700000000000000000 42 ";
+    if len < head.len() + 2 {
+        let mut f = b": keepalive".to_vec();
+        f.resize(len.max(3) - 2, b' ');
+        f.extend_from_slice(b"\n\n");
+        return f;
+    }
     let mut f = head.to_vec();
     while f.len() + 2 < len {
         f.push(b'x');
@@ -174,8 +267,12 @@ fn main() {
     if args.first().map(String::as_str) == Some("--connect-side") {
         let addr: SocketAddr = num("--connect-side", args.get(1));
         let n: usize = num("--connect-side", args.get(2));
-        let drain = args.get(3).map(String::as_str) == Some("drain");
-        return connect_side(addr, n, drain);
+        let drain = args[3..].iter().any(|a| a == "drain");
+        let src = args[3..]
+            .iter()
+            .find_map(|a| a.strip_prefix("from="))
+            .map(|ip| num::<Ipv4Addr>("--source", Some(&ip.to_string())));
+        return connect_side(addr, n, drain, src);
     }
     let mut o = Opts {
         sockets: 10_000,
@@ -186,6 +283,12 @@ fn main() {
         nodelay: false,
         drain: false,
         client_cpu: None,
+        client_batch: false,
+        listen: std::net::IpAddr::from([127, 0, 0, 1]),
+        source: None,
+        phase_ms: 0,
+        ready_file: None,
+        go_file: None,
         json: false,
     };
     let mut i = 0;
@@ -197,6 +300,15 @@ fn main() {
             "--rounds" => o.rounds = num(a, args.get(i)),
             "--frame-bytes" => o.frame_bytes = num(a, args.get(i)),
             "--pause-ms" => o.pause_ms = num(a, args.get(i)),
+            "--phase-ms" => o.phase_ms = num(a, args.get(i)),
+            "--listen" => o.listen = num(a, args.get(i)),
+            "--source" => o.source = Some(num(a, args.get(i))),
+            "--ready-file" => o.ready_file = Some(num(a, args.get(i))),
+            "--go-file" => o.go_file = Some(num(a, args.get(i))),
+            "--client-batch" => {
+                o.client_batch = true;
+                continue;
+            }
             "--client-cpu" => o.client_cpu = Some(num::<u32>(a, args.get(i)).to_string()),
             "--nodelay" => {
                 o.nodelay = true;
@@ -236,20 +348,18 @@ fn main() {
         eprintln!("write-floor: warning: {} rounds of {} bytes may fill receive buffers that are never read; use --drain", o.rounds, o.frame_bytes);
     }
 
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| die(&format!("bind: {e}")));
+    let listener = TcpListener::bind((o.listen, 0)).unwrap_or_else(|e| die(&format!("bind: {e}")));
     let addr = listener.local_addr().expect("local_addr");
     let exe = std::env::current_exe().unwrap_or_else(|e| die(&format!("current_exe: {e}")));
-    let mut cmd = match &o.client_cpu {
-        Some(cpu) => {
-            let mut c = Command::new("taskset");
-            c.args(["-c", cpu]).arg(&exe);
-            c
-        }
-        None => Command::new(&exe),
-    };
+    let mut cmd = helper_command(&o, &exe);
     let mut helper = cmd
         .args(["--connect-side", &addr.to_string(), &o.sockets.to_string()])
-        .args(if o.drain { vec!["drain"] } else { vec![] })
+        .args(if o.drain {
+            vec!["drain".to_string()]
+        } else {
+            vec![]
+        })
+        .args(o.source.map(|ip| format!("from={ip}")))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -290,6 +400,8 @@ fn main() {
     let mut total_writes = 0u64;
     // one unmeasured warm-up round
     let gap = Duration::from_millis(o.pause_ms) / accepted.len() as u32;
+    wait_for_go(&o);
+    std::thread::sleep(Duration::from_millis(o.phase_ms));
     for round in 0..=o.rounds {
         if !o.spread {
             std::thread::sleep(Duration::from_millis(o.pause_ms));
@@ -374,6 +486,8 @@ mod tests {
         assert_eq!(f.len(), 100);
         assert!(f.ends_with(b"\n\n"));
         assert!(f.starts_with(b"id: "));
+        assert_eq!(frame(13), b": keepalive\n\n");
+        assert_eq!(frame(5), b": k\n\n");
     }
 
     #[test]
