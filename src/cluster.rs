@@ -147,10 +147,11 @@ impl Cluster {
         format!("worker-{index}")
     }
 
-    /// Writes this worker's snapshot.
+    /// Writes this worker's snapshot (`open_fds`: its open descriptors).
     pub fn publish<'a>(
         &self,
         metrics: &Metrics,
+        open_fds: u64,
         subscribers: impl Iterator<Item = (&'a str, u64)>,
     ) -> io::Result<()> {
         let mut text = String::from("metrics");
@@ -161,7 +162,7 @@ impl Cluster {
         text.push_str(&format!(
             "\nprocess {} {}\n",
             crate::sys::resident_bytes(),
-            crate::sys::open_fds()
+            open_fds
         ));
         for (id, n) in subscribers {
             text.push_str(&format!("sub {id} {n}\n"));
@@ -233,7 +234,7 @@ mod tests {
             streams_open: 5,
             ..Metrics::default()
         };
-        a.publish(&m, [("log-a", 3u64)].into_iter())
+        a.publish(&m, 7, [("log-a", 3u64)].into_iter())
             .expect("publish");
         assert_eq!(b.sibling_connections(), 7);
         assert_eq!(a.sibling_connections(), 0, "a worker does not count itself");
@@ -242,6 +243,7 @@ mod tests {
         assert_eq!(others[0].values[1], 5);
         assert_eq!(others[0].subscribers.get("log-a"), Some(&3));
         assert!(others[0].rss_bytes > 0);
+        assert_eq!(others[0].open_fds, 7);
         a.withdraw();
         assert_eq!(
             b.sibling_connections(),

@@ -16,7 +16,8 @@
 mod common;
 
 use common::{
-    eventually, line_events, read_response, signal, wait_timeout, Daemon, Event, SseStream,
+    children, eventually, line_events, read_response, signal, wait_timeout, Daemon, Event,
+    SseStream,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -29,15 +30,6 @@ use std::time::{Duration, Instant};
 // ---------------------------------------------------------------------------
 // helpers
 // ---------------------------------------------------------------------------
-
-/// Pids of the direct children of `pid` (the workers of a supervisor).
-fn children(pid: u32) -> Vec<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
-}
 
 /// The worker index a process was started with (`LOGCAST_WORKER` in its environment).
 fn worker_index_of_pid(pid: u32) -> Option<usize> {

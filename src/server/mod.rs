@@ -126,6 +126,8 @@ pub struct Server {
     files: VecDeque<(usize, u32)>,
     /// Set when this reactor is one of several worker processes.
     cluster: Option<Cluster>,
+    /// This process's open descriptors, for its published snapshot.
+    fd_count: crate::sys::FdCount,
     /// Connections of the other workers at their last snapshot.
     sibling_connections: usize,
     /// In a worker: where it listens and when it stops (see [`Listen`]).
@@ -225,6 +227,7 @@ impl Server {
             expired: Vec::new(),
             files: VecDeque::new(),
             cluster: None,
+            fd_count: crate::sys::FdCount::default(),
             sibling_connections: 0,
             listen: None,
         })
@@ -253,7 +256,9 @@ impl Server {
     fn publish(&mut self, now: u64) {
         let Some(cluster) = &self.cluster else { return };
         self.metrics.logs_tailed = self.engine.tails_len() as u64;
-        if let Err(e) = cluster.publish(&self.metrics, self.engine.subscriber_counts()) {
+        let held = (self.conns.len() + self.engine.files_open()) as u64;
+        let fds = self.fd_count.get(held);
+        if let Err(e) = cluster.publish(&self.metrics, fds, self.engine.subscriber_counts()) {
             log::warn!("cannot publish worker state: {e}");
         }
         self.sibling_connections = cluster.sibling_connections();

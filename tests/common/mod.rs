@@ -862,3 +862,20 @@ pub fn json_array_objects(text: &str) -> Vec<String> {
     }
     out
 }
+
+/// Pids of the direct children of `pid` (the workers of a supervisor).
+pub fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// On-CPU nanoseconds of process `pid`'s main thread (`/proc/PID/schedstat`).
+pub fn cpu_ns(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no schedstat for {pid}"))
+}
