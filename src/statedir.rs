@@ -15,12 +15,12 @@
 //! - it is opened once (`O_DIRECTORY | O_NOFOLLOW`) and checked through that
 //!   descriptor: a directory, ours, mode 0700. Files are then reached
 //!   relative to the descriptor, so replacing a component of its path later
-//!   changes nothing; they are opened with `O_NOFOLLOW`, created with
-//!   `O_EXCL` and mode 0600, and published by rename.
+//!   changes nothing; they are opened with `O_NOFOLLOW` and created with
+//!   mode 0600 (a worker opens its files once, and rewrites them in place).
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -117,27 +117,6 @@ impl StateDir {
         if mode != 0o700 {
             return Err(refused(format!("mode {mode:04o}, not 0700")));
         }
-        Ok(())
-    }
-
-    /// Replaces file `name` with `bytes` at once: readers see the old
-    /// content or the new one, never half of it. `tmp` is this writer's
-    /// own scratch name (a leftover of a killed writer is removed first).
-    pub fn write_atomic(&self, tmp: &str, name: &str, bytes: &[u8]) -> io::Result<()> {
-        self.check()?;
-        // Unlinked only when found: each change to the directory takes its
-        // lock, which 64 workers publishing every second contend for.
-        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
-        let create = || rustix::fs::openat(&*self.dir, tmp, flags | OFlags::CLOEXEC, file_mode());
-        let fd = match create() {
-            Err(rustix::io::Errno::EXIST) => {
-                rustix::fs::unlinkat(&*self.dir, tmp, AtFlags::empty())?;
-                create()?
-            }
-            other => other?,
-        };
-        File::from(fd).write_all(bytes)?;
-        rustix::fs::renameat(&*self.dir, tmp, &*self.dir, name)?;
         Ok(())
     }
 
@@ -288,6 +267,7 @@ fn refused(why: String) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
 
     /// A base for one test, removed at the end.
@@ -329,7 +309,9 @@ mod tests {
             assert_eq!(random.len(), 16, "{name}");
             assert_eq!(mode_of(s.path()), 0o700);
         }
-        a.write_atomic(".x.tmp", "x", b"one").expect("write");
+        a.open_shared("x")
+            .and_then(|mut f| f.write_all(b"one"))
+            .expect("write");
         assert_eq!(mode_of(&a.path().join("x")) & 0o077, 0);
         assert_eq!(
             StateDir::open(a.path()).expect("open").read("x").unwrap(),
@@ -375,13 +357,13 @@ mod tests {
             state.read("worker-1").is_err(),
             "followed a symlink to read"
         );
-        // A symlink at the scratch name is removed, not written through.
-        plant(".worker-0.tmp").unwrap();
-        state
-            .write_atomic(".worker-0.tmp", "worker-0", b"mine")
-            .expect("write");
+        // A symlink at a worker's own file is refused, not written through.
+        plant("worker-0").unwrap();
+        assert!(
+            state.open_shared("worker-0").is_err(),
+            "followed a symlink to write"
+        );
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "secret");
-        assert_eq!(state.read("worker-0").unwrap(), "mine");
         state.remove_all().expect("remove");
         assert!(!state.path().exists());
         assert!(victim.exists());
