@@ -856,11 +856,7 @@ impl Engine {
             let Some((key, generation)) = self.resumes.pop_front() else {
                 break;
             };
-            let Some(f) = self
-                .tails
-                .get_mut(key)
-                .filter(|f| f.generation == generation)
-            else {
+            let Some(f) = live_tail(&mut self.tails, key, generation) else {
                 continue;
             };
             f.resuming = false;
@@ -980,11 +976,7 @@ impl Engine {
             let Some((key, generation)) = self.counts.pop_front() else {
                 break;
             };
-            let Some(f) = self
-                .tails
-                .get_mut(key)
-                .filter(|f| f.generation == generation)
-            else {
+            let Some(f) = live_tail(&mut self.tails, key, generation) else {
                 continue;
             };
             let before = f.tail.files_open();
@@ -1592,4 +1584,10 @@ impl Engine {
             self.control(key, sse::SHUTDOWN, true, conns);
         }
     }
+}
+
+/// Tail `key` if it is still the log it was when queued with `generation`
+/// (a key freed and reused is another log).
+fn live_tail(tails: &mut Slab<Followed>, key: usize, generation: u32) -> Option<&mut Followed> {
+    tails.get_mut(key).filter(|f| f.generation == generation)
 }
