@@ -528,3 +528,71 @@ fn idle_workers_with_many_streams_do_not_list_their_descriptors_every_second() {
         );
     }
 }
+
+/// Every worker replaced its snapshot in the state directory once a second
+/// (unlink, create, rename): three changes to the directory, under its lock,
+/// which 64 workers on two busy cores queued for (an `openat` blocked a
+/// reactor for 761 ms at a million streams). Each worker now rewrites its
+/// own file in place: after start the directory does not change, while the
+/// snapshots still do.
+#[test]
+fn workers_publish_without_changing_the_state_directory() {
+    use std::os::unix::fs::MetadataExt;
+    let (logs, xdg) = (temp_dir("publish-logs"), temp_dir("publish-xdg"));
+    let _cleanup = RemoveOnDrop(vec![logs.clone(), xdg.clone()]);
+    std::fs::set_permissions(&xdg, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("chmod");
+    let how = Launch {
+        env: vec![("XDG_RUNTIME_DIR".into(), xdg.to_string_lossy().into_owned())],
+        ..Launch::default()
+    };
+    let (mut d, stderr) =
+        Daemon::launch(&logs, &["--workers", "2"], &how).unwrap_or_else(|why| panic!("{why}"));
+    let state = || {
+        entries(&xdg)
+            .into_iter()
+            .find(|n| n.starts_with("logcast"))
+            .map(|n| xdg.join(n))
+    };
+    let published = eventually(Duration::from_secs(5), || {
+        state().is_some_and(|dir| {
+            let names = entries(&dir);
+            names.contains(&"worker-0".to_string()) && names.contains(&"worker-1".to_string())
+        })
+    });
+    assert!(
+        published,
+        "no snapshots of both workers; stderr {:?}",
+        stderr.text()
+    );
+    let dir = state().expect("state dir");
+    let snapshot_mtime = || {
+        std::fs::metadata(dir.join("worker-0"))
+            .map(|m| (m.mtime(), m.mtime_nsec()))
+            .expect("worker-0")
+    };
+    let dir_before = std::fs::metadata(&dir).expect("state dir");
+    let (names_before, snapshot_before) = (entries(&dir), snapshot_mtime());
+    std::thread::sleep(Duration::from_millis(3_500));
+    let dir_after = std::fs::metadata(&dir).expect("state dir");
+    assert_eq!(entries(&dir), names_before, "files in the state directory");
+    assert_eq!(
+        (
+            dir_after.mtime(),
+            dir_after.mtime_nsec(),
+            dir_after.ctime_nsec()
+        ),
+        (
+            dir_before.mtime(),
+            dir_before.mtime_nsec(),
+            dir_before.ctime_nsec()
+        ),
+        "the state directory changed while the workers only published"
+    );
+    assert_ne!(
+        snapshot_mtime(),
+        snapshot_before,
+        "worker-0 stopped publishing"
+    );
+    let _ = d.terminate(Duration::from_secs(10));
+}
