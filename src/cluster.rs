@@ -9,9 +9,9 @@
 //! directory takes its lock, and 64 workers doing that every second on two
 //! busy cores queued behind whichever held it (761 ms in one `openat`). A
 //! snapshot carries its length and a checksum, so a reader that raced the
-//! write sees the mismatch and reads again. The directory is private to the daemon's user, and checked
-//! again by every worker ([`crate::statedir`]): nobody else can plant a
-//! snapshot there.
+//! write sees the mismatch and reads again. The directory is private to
+//! the daemon's user, and checked again by every worker
+//! ([`crate::statedir`]): nobody else can plant a snapshot there.
 //!
 //! What a worker needs every second, its siblings' connection count (for
 //! the daemon-wide `--max-connections`), is not read from their snapshots:

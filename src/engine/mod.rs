@@ -1089,51 +1089,53 @@ impl Engine {
         conns: &mut Slab<Conn>,
         m: &mut Metrics,
     ) -> usize {
-        let allowed = self.writes_for_new();
-        let mut writes = allowed;
-        let read = self.read_and_send(key, budget, now_ms, conns, m, &mut writes);
-        self.writes_left -= allowed - writes;
-        self.queue_resume(key);
-        read
+        self.spend_writes(key, |engine, writes| {
+            let Engine {
+                tails,
+                block,
+                buf,
+                closed,
+                ..
+            } = engine;
+            let f = &mut tails[key];
+            let mut read = 0;
+            while read < budget && !f.fanout.is_unfinished() {
+                let before = f.tail.offset();
+                m.tail_reads += u64::from(before < f.tail.size());
+                match f.tail.read_new(buf, block) {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => {
+                        log::warn!("log {}: read failed: {e}", f.id);
+                        break;
+                    }
+                }
+                let consumed = (f.tail.offset() - before) as usize;
+                read += consumed;
+                f.last_change_ms = now_ms;
+                f.last_fanout_ms = now_ms;
+                let raw = &buf[..consumed];
+                f.fanout.send(block, raw, conns, now_ms, m, closed, writes);
+            }
+            read
+        })
     }
 
-    fn read_and_send(
+    /// Runs `send` (a fan-out or heartbeats of tail `key`) with the writes
+    /// a new fan-out may use now ([`Engine::writes_for_new`]), takes what
+    /// it wrote from the turn's, and queues the tail to go on next turn if
+    /// it ran out.
+    fn spend_writes<R>(
         &mut self,
         key: usize,
-        budget: usize,
-        now_ms: u64,
-        conns: &mut Slab<Conn>,
-        m: &mut Metrics,
-        writes: &mut usize,
-    ) -> usize {
-        let Engine {
-            tails,
-            block,
-            buf,
-            closed,
-            ..
-        } = self;
-        let f = &mut tails[key];
-        let mut read = 0;
-        while read < budget && !f.fanout.is_unfinished() {
-            let before = f.tail.offset();
-            m.tail_reads += u64::from(before < f.tail.size());
-            match f.tail.read_new(buf, block) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => {
-                    log::warn!("log {}: read failed: {e}", f.id);
-                    break;
-                }
-            }
-            let consumed = (f.tail.offset() - before) as usize;
-            read += consumed;
-            f.last_change_ms = now_ms;
-            f.last_fanout_ms = now_ms;
-            let raw = &buf[..consumed];
-            f.fanout.send(block, raw, conns, now_ms, m, closed, writes);
-        }
-        read
+        send: impl FnOnce(&mut Engine, &mut usize) -> R,
+    ) -> R {
+        let allowed = self.writes_for_new();
+        let mut writes = allowed;
+        let out = send(self, &mut writes);
+        self.writes_left -= allowed - writes;
+        self.queue_resume(key);
+        out
     }
 
     /// Sends a control frame to every stream of a tail (see
@@ -1385,14 +1387,12 @@ impl Engine {
         conns: &mut Slab<Conn>,
         m: &mut Metrics,
     ) {
-        let allowed = self.writes_for_new();
-        let mut writes = allowed;
-        let f = &mut self.tails[key];
-        let offset = f.tail.offset();
-        f.fanout
-            .heartbeat(offset, conns, now_ms, m, &mut self.closed, &mut writes);
-        self.writes_left -= allowed - writes;
-        self.queue_resume(key);
+        self.spend_writes(key, |engine, writes| {
+            let f = &mut engine.tails[key];
+            let offset = f.tail.offset();
+            f.fanout
+                .heartbeat(offset, conns, now_ms, m, &mut engine.closed, writes);
+        });
     }
 
     /// Stall checks run about every quarter stall timeout: a stall is
