@@ -596,3 +596,29 @@ fn workers_publish_without_changing_the_state_directory() {
     );
     let _ = d.terminate(Duration::from_secs(10));
 }
+
+/// A quiet log lets its descriptor go at a heartbeat, however many streams
+/// follow it. The end of a heartbeat burst cut over several turns (5,000
+/// streams: more than one turn's 2,048 writes) used to look at the file
+/// again, as the end of a line's fan-out must, and so reopened it every
+/// heartbeat interval.
+#[test]
+fn a_quiet_log_with_more_streams_than_a_turn_writes_lets_its_descriptor_go() {
+    raise_own_nofile_limit();
+    let d = Daemon::start(&["--heartbeat-interval-ms", "1000"]);
+    write_file(&d.log_path("quiet"), b"");
+    let _streams = followers::open_followers(&d, &vec!["quiet".to_string(); 5_000], 250);
+    assert!(
+        eventually(Duration::from_secs(5), || d.open_fds_under(&d.log_dir) == 0),
+        "the quiet log's file is still open after its heartbeats"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_millis(2_500);
+    while std::time::Instant::now() < deadline {
+        assert_eq!(
+            d.open_fds_under(&d.log_dir),
+            0,
+            "the quiet log's file was opened again"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

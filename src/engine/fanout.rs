@@ -147,6 +147,12 @@ impl Fanout {
         self.unfinished.is_some()
     }
 
+    /// The unfinished work is a block of lines (not heartbeats): while it
+    /// goes on, its tail leaves new bytes unread.
+    pub fn is_sending_lines(&self) -> bool {
+        matches!(self.unfinished, Some(Unfinished::Lines { .. }))
+    }
+
     pub fn len(&self) -> usize {
         self.streams
     }
@@ -213,7 +219,7 @@ impl Fanout {
     /// Removes the stream at `index` of `group`; the streams moved get
     /// their new index. An empty group goes, with its filter.
     pub fn remove(&mut self, group: usize, index: usize, conns: &mut Slab<Conn>) {
-        let lines_unfinished = matches!(self.unfinished, Some(Unfinished::Lines { .. }));
+        let lines_unfinished = self.is_sending_lines();
         let Some(g) = self.groups.get_mut(group) else {
             return;
         };

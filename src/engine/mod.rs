@@ -213,6 +213,8 @@ struct Followed {
     counting: bool,
     /// Waiting in the queue of fan-outs that go on next turn.
     resuming: bool,
+    /// A look came while its fan-out was unfinished: it is owed at the end.
+    look_deferred: bool,
 }
 
 /// A stream waiting for the scan that finds where it starts.
@@ -503,6 +505,7 @@ impl Engine {
             stall_check_ms: now_ms + self.stall_check_period(),
             counting: false,
             resuming: false,
+            look_deferred: false,
         });
         self.by_id.insert(id.to_string(), key);
         self.touch(key);
@@ -846,8 +849,10 @@ impl Engine {
     }
 
     /// The fan-outs and heartbeat bursts cut short by an earlier turn's
-    /// writes go on, oldest first, within this turn's. One that finishes is
-    /// looked at again: its tail read nothing new meanwhile.
+    /// writes go on, oldest first, within this turn's. A tail whose lines
+    /// are all out is looked at again (it read nothing new meanwhile), and
+    /// so is one whose look waited for the end of a heartbeat burst; a
+    /// quiet log's burst alone does not reopen its file.
     fn run_resumes(&mut self, now_ms: u64, conns: &mut Slab<Conn>, m: &mut Metrics) {
         for _ in 0..self.resumes.len() {
             if self.writes_left == 0 {
@@ -860,6 +865,7 @@ impl Engine {
                 continue;
             };
             f.resuming = false;
+            let lines = f.fanout.is_sending_lines();
             let offset = f.tail.offset();
             f.fanout.resume(
                 offset,
@@ -872,7 +878,10 @@ impl Engine {
             if self.queue_resume(key) {
                 continue;
             }
-            self.mark(key, false);
+            let deferred = std::mem::take(&mut self.tails[key].look_deferred);
+            if lines || deferred {
+                self.mark(key, false);
+            }
             self.arm_next(key, now_ms);
         }
     }
@@ -1038,6 +1047,7 @@ impl Engine {
         if f.fanout.is_unfinished() {
             // Its end marks it again (see `run_resumes`).
             f.check_path |= check_path;
+            f.look_deferred = true;
             return 0;
         }
         let before = f.tail.files_open();
