@@ -34,11 +34,13 @@
 #   --drain-secs S     wait after the line for the last stream to get it (default 5 + STREAMS/40000)
 #   --bin PATH         the daemon (default target/release/logcast)
 #   --no-floor         skip the write-floor run
-#   --scale-floor      also the write floor at the same scale, after the streams are gone: one
-#                      write-floor per worker with its share of the sockets, 13-byte frames (a
-#                      heartbeat) in bursts staggered over the 15 s interval as the workers'
-#                      are, clients draining under --load-sched: the kernel's cost of one
-#                      heartbeat under the same contention (about 3 minutes more)
+#   --scale-floor      also the write floor at the same scale, after the streams are gone: W
+#                      write-floors on one SO_REUSEPORT port in place of the workers, and the
+#                      same logcast-load (processes, sources, ramp, --load-sched) connecting
+#                      N streams to them; each writes 13-byte frames (a heartbeat) to its
+#                      connections in bursts staggered over the 15 s interval as the
+#                      workers' are: the kernel's cost of one heartbeat under the same
+#                      contention, readers' wake-ups included (about 3 minutes more)
 #   --load-sched S     the load generator's scheduling policy: batch (default) or normal.
 #                      Real clients are on other machines; here 56 load processes share two
 #                      cores with the workers, and with `normal` each stream's wake-up may
@@ -128,11 +130,14 @@ MARK="$RES/logs/$LOG_ID.log"
 SUP=""
 LOAD=""
 SAMPLER=""
+FLOORS=""
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM HUP
   [ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null || true
   [ -n "$LOAD" ] && kill -TERM "$LOAD" 2>/dev/null || true
+  # shellcheck disable=SC2086 # a list of pids
+  [ -n "$FLOORS" ] && kill -TERM $FLOORS 2>/dev/null || true
   if [ -n "$SUP" ] && kill -0 "$SUP" 2>/dev/null; then
     kill -TERM "$SUP" 2>/dev/null || true
     for _ in $(seq 1 100); do kill -0 "$SUP" 2>/dev/null || break; sleep 0.1; done
@@ -245,33 +250,49 @@ if [ "$FLOOR" = 1 ]; then
   timeout 300 "$REL/write-floor" --sockets "$fs" --rounds 10 --pause-ms 500 --drain --json >"$RES/floor.json" 2>"$RES/floor.err" || true
 fi
 
-# The floor at scale: W write-floors of the workers' shares, set up together
-# (connecting is not what is measured), then measured together.
+# The floor at scale: W write-floors sharing one port with SO_REUSEPORT, as
+# the workers do, and the same load generator connecting to them as to the
+# daemon (processes, source addresses, ramp): the kernel's share of a
+# heartbeat, readers' wake-ups included, with nothing of the daemon's.
 scale_floor() {
-  local dir="$RES/scale-floor" i pids=() addrs src
-  [ "$W" -le 250 ] || { say "--scale-floor: at most 250 workers (one address each): skipped"; return 0; }
+  local dir="$RES/scale-floor" i pids=() port fload
   mkdir -p "$dir"
-  # Listen on 127.0.2.x, connect from 127.0.4.x: one address pair per write-floor.
-  addrs="$(python3 -c "import ipaddress; print(' '.join(str(ipaddress.IPv4Address('127.0.2.0') + i) for i in range(1, $W + 1)))")"
-  local batch=()
-  [ "$LOAD_SCHED" = batch ] && batch=(--client-batch)
-  say "write floor at scale: $W write-floors x $per_worker sockets, 13-byte bursts staggered over 15 s"
-  i=0
-  for addr in $addrs; do
-    src="${addr/127.0.2./127.0.4.}"
-    timeout 900 "$REL/write-floor" --sockets "$per_worker" --frame-bytes 13 --rounds 3 --pause-ms 15000 \
-      --phase-ms $(( i * 15000 / W )) --drain --nodelay "${batch[@]}" --listen "$addr" --source "$src" \
+  port="$(free_port)"
+  say "write floor at scale: $W write-floors on port $port, 13-byte bursts staggered over 15 s"
+  for i in $(seq 0 $(( W - 1 ))); do
+    local phase=$(( i * 15000 / W ))
+    timeout 900 "$REL/write-floor" --serve "$port" --frame-bytes 13 --rounds 3 --pause-ms 15000 \
+      --phase-ms "$phase" --linger-ms $(( 15000 - phase )) --nodelay \
       --ready-file "$dir/$i.ready" --go-file "$dir/go" --json >"$dir/$i.json" 2>"$dir/$i.err" &
     pids+=($!)
-    i=$(( i + 1 ))
   done
-  for _ in $(seq 1 6000); do
+  FLOORS="${pids[*]}"
+  for _ in $(seq 1 600); do
     [ "$(find "$dir" -name '*.ready' | wc -l)" -ge "$W" ] && break
     sleep 0.1
   done
-  say "write floor at scale: $(find "$dir" -name '*.ready' | wc -l) of $W set up; measuring (about 75 s)"
+  if [ "$(find "$dir" -name '*.ready' | wc -l)" -lt "$W" ]; then
+    say "write floor at scale: not every write-floor started (see $dir/*.err): skipped"
+    return 0
+  fi
+  # bursts start 15 s after the word to go; every write-floor closes 75 s after it
+  "${sched[@]}" "$REL/logcast-load" --url "http://127.0.0.1:$port/floor" --streams "$N" --processes "$P" \
+    --source-addrs "$SRCS" --ramp "$RAMP" --max-pending "$PENDING" --timeout 60 --ready-timeout "$ready" \
+    --hold 80 --drain-ms 0 --json >"$dir/load.json" 2>"$dir/load.err" &
+  fload=$!
+  LOAD=$fload
+  for _ in $(seq 1 $(( ready * 10 ))); do
+    grep -q "ramp done\|not every stream resolved" "$dir/load.err" 2>/dev/null && break
+    kill -0 "$fload" 2>/dev/null || break
+    sleep 0.1
+  done
+  say "write floor at scale: $(grep -o 'ramp done: [0-9]* connected' "$dir/load.err" || echo 'ramp not done') to $W write-floors; measuring (about 75 s)"
   touch "$dir/go"
   wait "${pids[@]}" || true
+  FLOORS=""
+  # its hold ends a few seconds after the write-floors close: let it report
+  wait "$fload" 2>/dev/null || true
+  LOAD=""
 }
 [ "$SCALE_FLOOR" = 1 ] && scale_floor
 
@@ -288,17 +309,26 @@ try:
     floor = json.load(open(os.path.join(res, "floor.json"))).get("cpu_us_per_write")
 except (OSError, ValueError):
     pass
-# The floor at scale (--scale-floor): each write-floor's median per write.
-scale = []
+# The floor at scale (--scale-floor): each write-floor's median per write,
+# and all their CPU over all their writes; the streams their load connected.
+scale, scale_cpu_us, scale_writes, scale_conn = [], 0.0, 0, None
 sdir = os.path.join(res, "scale-floor")
 for name in sorted(os.listdir(sdir)) if os.path.isdir(sdir) else []:
-    if name.endswith(".json"):
+    if name.split(".")[0].isdigit() and name.endswith(".json"):
         try:
-            scale.append(json.load(open(os.path.join(sdir, name)))["cpu_us_per_write"])
+            f = json.load(open(os.path.join(sdir, name)))
+            scale.append(f["cpu_us_per_write"])
+            scale_cpu_us += f["cpu_us_per_write_mean"] * f["sockets"] * f["rounds"]
+            scale_writes += f["sockets"] * f["rounds"]
         except (OSError, ValueError, KeyError):
             pass
+try:
+    scale_conn = json.load(open(os.path.join(sdir, "load.json"))).get("connected")
+except (OSError, ValueError):
+    pass
 scale.sort()
 scale_floor = scale[len(scale) // 2] if scale else None
+scale_mean = scale_cpu_us / scale_writes if scale_writes else None
 heartbeat_ms = 15000
 conn = d.get("connected") or 0
 ramp = d.get("ramp_secs") or 0
@@ -317,7 +347,7 @@ rows = [
     ("TCP memory pressure", (lambda m: f"peak {int(peak_tcp) // 4:,} pages; tcp_mem {m[1]:,} (pressure) / {m[2]:,} (limit)" + (": OVER the pressure mark" if int(peak_tcp) // 4 > m[1] else ""))([int(x) for x in open("/proc/sys/net/ipv4/tcp_mem").read().split()])),
     ("kernel: slab", f"{kib_per(int(peak_slab) - int(base_slab)):,.0f} B per stream ({(int(peak_slab) - int(base_slab)) / 1024:,.0f} MiB)"),
     ("idle CPU (heartbeats)", f"{idle:.1f} % of one core = {per_hb_us:.1f} us per heartbeat write" + (f" ({per_hb_us / floor:.2f}x the write floor {floor:.1f} us)" if floor and per_hb_us else "") if idle is not None else "-"),
-    ("write floor at scale", f"{scale_floor:.1f} us per 13-byte write, median of {len(scale)} write-floors (range {scale[0]:.1f}-{scale[-1]:.1f})" + (f"; a heartbeat is {per_hb_us / scale_floor:.2f}x it" if per_hb_us else "") if scale_floor else "- (--scale-floor not given)"),
+    ("write floor at scale", f"{scale_floor:.1f} us per 13-byte write, median of {len(scale)} write-floors (range {scale[0]:.1f}-{scale[-1]:.1f}; all writes {scale_mean:.1f} us) to {scale_conn or 0:,} streams of the same load" + (f"; a heartbeat is {per_hb_us / scale_floor:.2f}x it" if per_hb_us else "") if scale_floor else "- (--scale-floor not given)"),
     ("one line to every stream", f"p50 {lat.get('p50', 0) / 1000:.2f} s, p99 {lat.get('p99', 0) / 1000:.2f} s, max {lat.get('max', 0) / 1000:.2f} s (from append to receipt)"),
     ("load generator", f"{d.get('loadgen_cpu_pct', 0):.1f} % CPU over the hold, {d.get('loadgen_rss_kib', 0) / 1024:,.0f} MiB RSS = {d.get('loadgen_rss_kib', 0) * 1024 / max(conn, 1):.0f} B per stream ({p} processes, {k} source addresses)"),
     ("stop", f"{stop_ms} ms for SIGTERM to the supervisor; load processes left: {left}"),

@@ -19,13 +19,18 @@
 //! cross-checked with utime+stime from /proc/self/stat (clock ticks). Output: per round µs of CPU and wall time per write, and
 //! the median over rounds.
 //!
-//! At scale (`scripts/c1m.sh --scale-floor`), one write-floor per daemon
-//! worker runs at once, each with that worker's share of the sockets and
-//! heartbeat-sized frames (`--frame-bytes 13`), its bursts at its own
-//! `--phase-ms` in the interval as the workers' heartbeats are, each on
-//! its own `--listen` address (no two share a port search), its reading
-//! client under `--client-batch` as the load generator is: the floor under
-//! the same contention as the million streams.
+//! Several write-floors can be set up one by one and measured together
+//! (`--ready-file`, `--go-file`), each bursting at its own `--phase-ms`.
+//!
+//! With `--serve PORT` there is no helper: write-floor is itself an SSE
+//! endpoint on `--listen`:PORT, bound with `SO_REUSEPORT` as logcast's
+//! workers are, answering every connection with a 200 `text/event-stream`
+//! head and then only the rounds' frames. Clients come from outside
+//! (`logcast-load`), so W write-floors on one port get the very connections
+//! W workers would: the same load processes, source addresses and kernel
+//! tables, the same readers woken by each write. That is the floor a
+//! daemon's heartbeat is compared to at a million (`scripts/c1m.sh
+//! --scale-floor`): everything but the daemon's own work.
 //!
 //! With `--spread`, the writes of a round are not a burst but spread evenly
 //! over `--pause-ms` (write one socket, sleep until the next one is due), and
@@ -35,13 +40,13 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use logcast::sys::{clk_tck, raise_nofile_limit as raise_nofile, thread_cpu_ns};
 
 const USAGE: &str = "\
-usage: write-floor [--sockets N] [--rounds R] [--frame-bytes B] [--pause-ms MS] [--phase-ms MS] [--spread] [--drain] [--client-cpu N] [--client-batch] [--listen IP] [--nodelay] [--json]
+usage: write-floor [--sockets N | --serve PORT] [--rounds R] [--frame-bytes B] [--pause-ms MS] [--phase-ms MS] [--linger-ms MS] [--spread] [--drain] [--client-cpu N] [--client-batch] [--listen IP] [--nodelay] [--json]
   --sockets N       established loopback connections (default 10000)
   --rounds R        rounds of one write per socket (default 20)
   --frame-bytes B   bytes per write, an SSE frame (default 100; under 49, a comment
@@ -60,6 +65,15 @@ usage: write-floor [--sockets N] [--rounds R] [--frame-bytes B] [--pause-ms MS] 
   --client-batch    run the client side under `chrt --batch 0`, as scripts/c1m.sh runs
                     its load generator
   --listen IP       the loopback address to listen on (default 127.0.0.1)
+  --serve PORT      no client side of its own: listen on --listen:PORT with SO_REUSEPORT
+                    (several write-floors share it, as logcast's workers do), answer each
+                    connection with a 200 text/event-stream head, and accept until
+                    --go-file exists; the rounds then write to every connection accepted
+                    (--sockets is ignored). The clients are another program's, e.g.
+                    logcast-load --url http://IP:PORT/
+  --linger-ms MS    after the last round (and its results printed), hold the connections
+                    MS more before exiting: write-floors that started at different
+                    --phase-ms then close theirs together, after every one has measured
   --source IP       the client side connects from this loopback address, on ports it
                     picks itself (the kernel's port search slows down badly when
                     hundreds of thousands of connections share one source address)
@@ -80,6 +94,9 @@ struct Opts {
     client_cpu: Option<String>,
     client_batch: bool,
     listen: std::net::IpAddr,
+    /// `--serve PORT`: accept outside clients on this reuse-port port.
+    serve: Option<u16>,
+    linger_ms: u64,
     source: Option<Ipv4Addr>,
     phase_ms: u64,
     ready_file: Option<std::path::PathBuf>,
@@ -200,14 +217,118 @@ fn connect_side(addr: SocketAddr, n: usize, drain: bool, src: Option<Ipv4Addr>) 
     }
 }
 
-/// Says this write-floor is set up (`--ready-file`), then waits for the
-/// word to go (`--go-file`).
-fn wait_for_go(o: &Opts) {
+/// The client side in a helper process (this program again), connected to
+/// a listener of our own: the accepted (server) sides, and the helper.
+fn own_clients(o: &Opts) -> (Vec<TcpStream>, Child) {
+    let listener = TcpListener::bind((o.listen, 0)).unwrap_or_else(|e| die(&format!("bind: {e}")));
+    let addr = listener.local_addr().expect("local_addr");
+    let exe = std::env::current_exe().unwrap_or_else(|e| die(&format!("current_exe: {e}")));
+    let mut cmd = helper_command(o, &exe);
+    let mut helper = cmd
+        .args(["--connect-side", &addr.to_string(), &o.sockets.to_string()])
+        .args(if o.drain {
+            vec!["drain".to_string()]
+        } else {
+            vec![]
+        })
+        .args(o.source.map(|ip| format!("from={ip}")))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| die(&format!("spawn helper: {e}")));
+    let mut accepted = Vec::with_capacity(o.sockets);
+    while accepted.len() < o.sockets {
+        match listener.accept() {
+            Ok((s, _)) => {
+                if o.nodelay {
+                    let _ = s.set_nodelay(true);
+                }
+                accepted.push(s)
+            }
+            Err(e) => {
+                let _ = helper.kill();
+                die(&format!("accept: {e}"));
+            }
+        }
+    }
+    let mut ok = String::new();
+    let _ = BufReader::new(helper.stdout.take().expect("stdout")).read_line(&mut ok);
+    if ok.trim() != "OK" {
+        let _ = helper.kill();
+        die("helper failed");
+    }
+    drop(listener);
+    for s in &accepted {
+        s.set_nonblocking(true).expect("nonblocking");
+    }
+    (accepted, helper)
+}
+
+/// The 200 head each `--serve` connection gets, as logcast answers a stream.
+const SSE_HEAD: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\r\n";
+
+/// `--serve`: accepts outside clients on a reuse-port listener, answers
+/// each with [`SSE_HEAD`], until `--go-file` exists (`--ready-file` is made
+/// once listening). Returns the connections, nonblocking.
+fn serve_clients(o: &Opts, port: u16) -> Vec<TcpStream> {
+    let addr = SocketAddr::new(o.listen, port);
+    let listener =
+        logcast::listener::bind(addr, true).unwrap_or_else(|e| die(&format!("bind {addr}: {e}")));
+    let mut accepted = Vec::new();
+    let mut go = false;
+    say_ready(o);
+    while !go {
+        go = o.go_file.as_ref().is_none_or(|p| p.exists());
+        loop {
+            match listener.accept() {
+                Ok((s, _)) => {
+                    if let Some(s) = answer(s, o.nodelay) {
+                        accepted.push(s);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => die(&format!("accept: {e}")),
+            }
+        }
+        if !go {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    accepted
+}
+
+/// Reads what of the request has come (nothing is answered from it) and
+/// writes the 200 head; `None` if the client is already gone.
+fn answer(s: TcpStream, nodelay: bool) -> Option<TcpStream> {
+    let mut s = s;
+    if nodelay {
+        let _ = s.set_nodelay(true);
+    }
+    s.set_nonblocking(true).ok()?;
+    let mut buf = [0u8; 1024];
+    let _ = s.read(&mut buf);
+    match s.write(SSE_HEAD) {
+        Ok(n) if n == SSE_HEAD.len() => Some(s),
+        _ => None,
+    }
+}
+
+/// Says this write-floor is set up (`--ready-file`).
+fn say_ready(o: &Opts) {
     if let Some(ready) = &o.ready_file {
         if let Err(e) = std::fs::write(ready, b"") {
             die(&format!("--ready-file {}: {e}", ready.display()));
         }
     }
+}
+
+/// Says this write-floor is set up (`--ready-file`), then waits for the
+/// word to go (`--go-file`).
+fn wait_for_go(o: &Opts) {
+    say_ready(o);
     if let Some(go) = &o.go_file {
         while !go.exists() {
             std::thread::sleep(Duration::from_millis(100));
@@ -285,6 +406,8 @@ fn main() {
         client_cpu: None,
         client_batch: false,
         listen: std::net::IpAddr::from([127, 0, 0, 1]),
+        serve: None,
+        linger_ms: 0,
         source: None,
         phase_ms: 0,
         ready_file: None,
@@ -302,6 +425,8 @@ fn main() {
             "--pause-ms" => o.pause_ms = num(a, args.get(i)),
             "--phase-ms" => o.phase_ms = num(a, args.get(i)),
             "--listen" => o.listen = num(a, args.get(i)),
+            "--linger-ms" => o.linger_ms = num(a, args.get(i)),
+            "--serve" => o.serve = Some(num(a, args.get(i))),
             "--source" => o.source = Some(num(a, args.get(i))),
             "--ready-file" => o.ready_file = Some(num(a, args.get(i))),
             "--go-file" => o.go_file = Some(num(a, args.get(i))),
@@ -348,47 +473,15 @@ fn main() {
         eprintln!("write-floor: warning: {} rounds of {} bytes may fill receive buffers that are never read; use --drain", o.rounds, o.frame_bytes);
     }
 
-    let listener = TcpListener::bind((o.listen, 0)).unwrap_or_else(|e| die(&format!("bind: {e}")));
-    let addr = listener.local_addr().expect("local_addr");
-    let exe = std::env::current_exe().unwrap_or_else(|e| die(&format!("current_exe: {e}")));
-    let mut cmd = helper_command(&o, &exe);
-    let mut helper = cmd
-        .args(["--connect-side", &addr.to_string(), &o.sockets.to_string()])
-        .args(if o.drain {
-            vec!["drain".to_string()]
-        } else {
-            vec![]
-        })
-        .args(o.source.map(|ip| format!("from={ip}")))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| die(&format!("spawn helper: {e}")));
-    let mut accepted = Vec::with_capacity(o.sockets);
-    while accepted.len() < o.sockets {
-        match listener.accept() {
-            Ok((s, _)) => {
-                if o.nodelay {
-                    let _ = s.set_nodelay(true);
-                }
-                accepted.push(s)
-            }
-            Err(e) => {
-                let _ = helper.kill();
-                die(&format!("accept: {e}"));
-            }
+    let (accepted, mut helper) = match o.serve {
+        Some(port) => (serve_clients(&o, port), None),
+        None => {
+            let (accepted, helper) = own_clients(&o);
+            (accepted, Some(helper))
         }
-    }
-    let mut ok = String::new();
-    let _ = BufReader::new(helper.stdout.take().expect("stdout")).read_line(&mut ok);
-    if ok.trim() != "OK" {
-        let _ = helper.kill();
-        die("helper failed");
-    }
-    drop(listener);
-    for s in &accepted {
-        s.set_nonblocking(true).expect("nonblocking");
+    };
+    if accepted.is_empty() {
+        die("no connection to write to");
     }
     let f = frame(o.frame_bytes);
     let clk = clk_tck();
@@ -400,7 +493,9 @@ fn main() {
     let mut total_writes = 0u64;
     // one unmeasured warm-up round
     let gap = Duration::from_millis(o.pause_ms) / accepted.len() as u32;
-    wait_for_go(&o);
+    if o.serve.is_none() {
+        wait_for_go(&o);
+    }
     std::thread::sleep(Duration::from_millis(o.phase_ms));
     for round in 0..=o.rounds {
         if !o.spread {
@@ -434,11 +529,13 @@ fn main() {
         wall_us.push(wall.as_secs_f64() * 1e6 / n);
     }
     let ticks1 = process_ticks().unwrap_or(0);
-    drop(helper.stdin.take());
-    let _ = helper.wait();
+    if let Some(helper) = &mut helper {
+        drop(helper.stdin.take());
+        let _ = helper.wait();
+    }
     // ticks include the pauses (idle) and the warm-up round: a cross-check only
     let ticks_us =
-        (ticks1 - ticks0) as f64 * 1e6 / clk as f64 / ((o.rounds + 1) * o.sockets) as f64;
+        (ticks1 - ticks0) as f64 * 1e6 / clk as f64 / ((o.rounds + 1) * accepted.len()) as f64;
     let per_round: Vec<String> = cpu_us.iter().map(|v| format!("{v:.2}")).collect();
     let cpu_med = median(&mut cpu_us.clone());
     let wall_med = median(&mut wall_us.clone());
@@ -450,12 +547,12 @@ fn main() {
     if o.json {
         println!(
             "{{\"sockets\": {}, \"rounds\": {}, \"frame_bytes\": {}, \"spread\": {}, \"pause_ms\": {}, \"drain\": {}, \"client_cpu\": {}, \"cpu_us_per_write\": {:.3}, \"cpu_us_per_write_mean\": {:.3}, \"wall_us_per_write\": {:.3}, \"ticks_us_per_write\": {:.3}, \"short_writes\": {}, \"clk_tck\": {}}}",
-            o.sockets, o.rounds, f.len(), o.spread, o.pause_ms, o.drain, o.client_cpu.as_deref().unwrap_or("null"), cpu_med, mean, wall_med, ticks_us, short, clk
+            accepted.len(), o.rounds, f.len(), o.spread, o.pause_ms, o.drain, o.client_cpu.as_deref().unwrap_or("null"), cpu_med, mean, wall_med, ticks_us, short, clk
         );
     } else {
         println!(
             "write-floor: {} sockets x {} rounds, {}-byte frames, {}, client side {}",
-            o.sockets,
+            accepted.len(),
             o.rounds,
             f.len(),
             if o.spread {
@@ -474,6 +571,11 @@ fn main() {
             "  median {cpu_med:.2} us CPU per write (mean {mean:.2}), {wall_med:.2} us wall; utime+stime cross-check {ticks_us:.2} us (CLK_TCK {clk}); short writes {short}"
         );
     }
+    if o.linger_ms > 0 {
+        let _ = io::stdout().flush();
+        std::thread::sleep(Duration::from_millis(o.linger_ms));
+    }
+    drop(accepted);
 }
 
 #[cfg(test)]
