@@ -41,6 +41,10 @@
 #                      connections in bursts staggered over the 15 s interval as the
 #                      workers' are: the kernel's cost of one heartbeat under the same
 #                      contention, readers' wake-ups included (about 3 minutes more)
+#   --private-floor    also the floor as BENCHMARKS section 10 measured it (its --scale-floor):
+#                      W write-floors of the workers' shares, each read by a client process
+#                      of its own on its own address pair, so one reader to wake per burst
+#                      instead of the load's 56 (about 3 minutes more)
 #   --load-sched S     the load generator's scheduling policy: batch (default) or normal.
 #                      Real clients are on other machines; here 56 load processes share two
 #                      cores with the workers, and with `normal` each stream's wake-up may
@@ -67,6 +71,7 @@ DRAIN=""
 BIN=""
 FLOOR=1
 SCALE_FLOOR=0
+PRIVATE_FLOOR=0
 LOAD_SCHED=batch
 BUILD=0
 FORCE=0
@@ -89,6 +94,7 @@ while [ $# -gt 0 ]; do
     --bin) BIN="$2"; shift 2 ;;
     --no-floor) FLOOR=0; shift ;;
     --scale-floor) SCALE_FLOOR=1; shift ;;
+    --private-floor) PRIVATE_FLOOR=1; shift ;;
     --load-sched) LOAD_SCHED="$2"; shift 2 ;;
     --build) BUILD=1; shift ;;
     --force) FORCE=1; shift ;;
@@ -294,7 +300,39 @@ scale_floor() {
   wait "$fload" 2>/dev/null || true
   LOAD=""
 }
+# The floor with private clients (--private-floor; section 10's --scale-floor):
+# W write-floors of the workers' shares, each with its own client process on
+# its own address pair, set up together, then measured together.
+private_floor() {
+  local dir="$RES/private-floor" i pids=() addrs src
+  [ "$W" -le 250 ] || { say "--private-floor: at most 250 workers (one address pair each): skipped"; return 0; }
+  mkdir -p "$dir"
+  # Listen on 127.0.2.x, connect from 127.0.4.x: one address pair per write-floor.
+  addrs="$(python3 -c "import ipaddress; print(' '.join(str(ipaddress.IPv4Address('127.0.2.0') + i) for i in range(1, $W + 1)))")"
+  local batch=()
+  [ "$LOAD_SCHED" = batch ] && batch=(--client-batch)
+  say "private floor: $W write-floors x $per_worker sockets with a client each, 13-byte bursts staggered over 15 s"
+  i=0
+  for addr in $addrs; do
+    src="${addr/127.0.2./127.0.4.}"
+    timeout 900 "$REL/write-floor" --sockets "$per_worker" --frame-bytes 13 --rounds 3 --pause-ms 15000 \
+      --phase-ms $(( i * 15000 / W )) --drain --nodelay "${batch[@]}" --listen "$addr" --source "$src" \
+      --ready-file "$dir/$i.ready" --go-file "$dir/go" --json >"$dir/$i.json" 2>"$dir/$i.err" &
+    pids+=($!)
+    i=$(( i + 1 ))
+  done
+  FLOORS="${pids[*]}"
+  for _ in $(seq 1 6000); do
+    [ "$(find "$dir" -name '*.ready' | wc -l)" -ge "$W" ] && break
+    sleep 0.1
+  done
+  say "private floor: $(find "$dir" -name '*.ready' | wc -l) of $W set up; measuring (about 75 s)"
+  touch "$dir/go"
+  wait "${pids[@]}" || true
+  FLOORS=""
+}
 [ "$SCALE_FLOOR" = 1 ] && scale_floor
+[ "$PRIVATE_FLOOR" = 1 ] && private_floor
 
 # ---- summary ---------------------------------------------------------------------
 python3 - "$RES" "$N" "$W" "$P" "$K" "$start_ms" "$stop_ms" "$base_slab" "$peak_slab" "$base_tcp" "$peak_tcp" \
@@ -309,26 +347,31 @@ try:
     floor = json.load(open(os.path.join(res, "floor.json"))).get("cpu_us_per_write")
 except (OSError, ValueError):
     pass
-# The floor at scale (--scale-floor): each write-floor's median per write,
-# and all their CPU over all their writes; the streams their load connected.
-scale, scale_cpu_us, scale_writes, scale_conn = [], 0.0, 0, None
-sdir = os.path.join(res, "scale-floor")
-for name in sorted(os.listdir(sdir)) if os.path.isdir(sdir) else []:
-    if name.split(".")[0].isdigit() and name.endswith(".json"):
-        try:
-            f = json.load(open(os.path.join(sdir, name)))
-            scale.append(f["cpu_us_per_write"])
-            scale_cpu_us += f["cpu_us_per_write_mean"] * f["sockets"] * f["rounds"]
-            scale_writes += f["sockets"] * f["rounds"]
-        except (OSError, ValueError, KeyError):
-            pass
+def floors(name):
+    """A floor at scale (--scale-floor, --private-floor): each write-floor's
+    median per write, sorted, and all their CPU over all their writes."""
+    medians, cpu_us, writes = [], 0.0, 0
+    fdir = os.path.join(res, name)
+    for fname in sorted(os.listdir(fdir)) if os.path.isdir(fdir) else []:
+        if fname.split(".")[0].isdigit() and fname.endswith(".json"):
+            try:
+                f = json.load(open(os.path.join(fdir, fname)))
+                medians.append(f["cpu_us_per_write"])
+                cpu_us += f["cpu_us_per_write_mean"] * f["sockets"] * f["rounds"]
+                writes += f["sockets"] * f["rounds"]
+            except (OSError, ValueError, KeyError):
+                pass
+    medians.sort()
+    return medians, (cpu_us / writes if writes else None)
+scale, scale_mean = floors("scale-floor")
+scale_floor = scale[len(scale) // 2] if scale else None
+private, private_mean = floors("private-floor")
+private_floor = private[len(private) // 2] if private else None
+scale_conn = None
 try:
-    scale_conn = json.load(open(os.path.join(sdir, "load.json"))).get("connected")
+    scale_conn = json.load(open(os.path.join(res, "scale-floor", "load.json"))).get("connected")
 except (OSError, ValueError):
     pass
-scale.sort()
-scale_floor = scale[len(scale) // 2] if scale else None
-scale_mean = scale_cpu_us / scale_writes if scale_writes else None
 heartbeat_ms = 15000
 conn = d.get("connected") or 0
 ramp = d.get("ramp_secs") or 0
@@ -348,6 +391,7 @@ rows = [
     ("kernel: slab", f"{kib_per(int(peak_slab) - int(base_slab)):,.0f} B per stream ({(int(peak_slab) - int(base_slab)) / 1024:,.0f} MiB)"),
     ("idle CPU (heartbeats)", f"{idle:.1f} % of one core = {per_hb_us:.1f} us per heartbeat write" + (f" ({per_hb_us / floor:.2f}x the write floor {floor:.1f} us)" if floor and per_hb_us else "") if idle is not None else "-"),
     ("write floor at scale", f"{scale_floor:.1f} us per 13-byte write, median of {len(scale)} write-floors (range {scale[0]:.1f}-{scale[-1]:.1f}; all writes {scale_mean:.1f} us) to {scale_conn or 0:,} streams of the same load" + (f"; a heartbeat is {per_hb_us / scale_floor:.2f}x it" if per_hb_us else "") if scale_floor else "- (--scale-floor not given)"),
+    ("private floor", f"{private_floor:.1f} us per 13-byte write, median of {len(private)} write-floors with a client each (range {private[0]:.1f}-{private[-1]:.1f}; all writes {private_mean:.1f} us)" + (f"; a heartbeat is {per_hb_us / private_floor:.2f}x it" if per_hb_us else "") if private_floor else "- (--private-floor not given)"),
     ("one line to every stream", f"p50 {lat.get('p50', 0) / 1000:.2f} s, p99 {lat.get('p99', 0) / 1000:.2f} s, max {lat.get('max', 0) / 1000:.2f} s (from append to receipt)"),
     ("load generator", f"{d.get('loadgen_cpu_pct', 0):.1f} % CPU over the hold, {d.get('loadgen_rss_kib', 0) / 1024:,.0f} MiB RSS = {d.get('loadgen_rss_kib', 0) * 1024 / max(conn, 1):.0f} B per stream ({p} processes, {k} source addresses)"),
     ("stop", f"{stop_ms} ms for SIGTERM to the supervisor; load processes left: {left}"),
