@@ -256,6 +256,18 @@ if [ "$FLOOR" = 1 ]; then
   timeout 300 "$REL/write-floor" --sockets "$fs" --rounds 10 --pause-ms 500 --drain --json >"$RES/floor.json" 2>"$RES/floor.err" || true
 fi
 
+# How many of the W write-floors in DIR said they are set up, waiting at most
+# SECS for all of them.
+floors_ready() {
+  local dir="$1" secs="$2" n=0
+  for _ in $(seq 1 $(( secs * 10 ))); do
+    n="$(find "$dir" -name '*.ready' | wc -l)"
+    [ "$n" -ge "$W" ] && break
+    sleep 0.1
+  done
+  echo "$n"
+}
+
 # The floor at scale: W write-floors sharing one port with SO_REUSEPORT, as
 # the workers do, and the same load generator connecting to them as to the
 # daemon (processes, source addresses, ramp): the kernel's share of a
@@ -273,11 +285,7 @@ scale_floor() {
     pids+=($!)
   done
   FLOORS="${pids[*]}"
-  for _ in $(seq 1 600); do
-    [ "$(find "$dir" -name '*.ready' | wc -l)" -ge "$W" ] && break
-    sleep 0.1
-  done
-  if [ "$(find "$dir" -name '*.ready' | wc -l)" -lt "$W" ]; then
+  if [ "$(floors_ready "$dir" 60)" -lt "$W" ]; then
     say "write floor at scale: not every write-floor started (see $dir/*.err): skipped"
     return 0
   fi
@@ -322,11 +330,7 @@ private_floor() {
     i=$(( i + 1 ))
   done
   FLOORS="${pids[*]}"
-  for _ in $(seq 1 6000); do
-    [ "$(find "$dir" -name '*.ready' | wc -l)" -ge "$W" ] && break
-    sleep 0.1
-  done
-  say "private floor: $(find "$dir" -name '*.ready' | wc -l) of $W set up; measuring (about 75 s)"
+  say "private floor: $(floors_ready "$dir" 600) of $W set up; measuring (about 75 s)"
   touch "$dir/go"
   wait "${pids[@]}" || true
   FLOORS=""
