@@ -302,8 +302,7 @@ fn serve_clients(o: &Opts, port: u16) -> Vec<TcpStream> {
 
 /// Reads what of the request has come (nothing is answered from it) and
 /// writes the 200 head; `None` if the client is already gone.
-fn answer(s: TcpStream, nodelay: bool) -> Option<TcpStream> {
-    let mut s = s;
+fn answer(mut s: TcpStream, nodelay: bool) -> Option<TcpStream> {
     if nodelay {
         let _ = s.set_nodelay(true);
     }
@@ -469,7 +468,8 @@ fn main() {
             o.sockets
         ));
     }
-    if !o.drain && o.rounds * o.frame_bytes > 64 * 1024 {
+    // (with --serve the clients are another program's, which reads)
+    if !o.drain && o.serve.is_none() && o.rounds * o.frame_bytes > 64 * 1024 {
         eprintln!("write-floor: warning: {} rounds of {} bytes may fill receive buffers that are never read; use --drain", o.rounds, o.frame_bytes);
     }
 
