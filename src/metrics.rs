@@ -34,8 +34,8 @@ pub struct Metrics {
     /// returning to the next `poll`, everything one turn did.
     pub turn_us_max: u64,
     /// Most socket writes of fan-outs and heartbeats in one reactor turn,
-    /// in this process: at most the engine's `TURN_WRITES` for log streams
-    /// and as many for `/api/events` subscribers.
+    /// in this process: at most the engine's `TURN_WRITES`, log streams
+    /// and `/api/events` subscribers together.
     pub turn_writes_max: u64,
     /// Those writes in the turn under way (the server folds them into
     /// `turn_writes_max` when the turn ends).

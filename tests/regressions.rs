@@ -4,6 +4,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::followers::{open_followers, open_targets};
 use common::*;
 
 /// `?from=` (or `Last-Event-ID`) past the end of a finished log answered 204,
@@ -621,4 +622,64 @@ fn a_quiet_log_with_more_streams_than_a_turn_writes_lets_its_descriptor_go() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+// ---------------------------------------------------------------------------
+// One turn's writes, shared.
+
+/// `/api/events` kept a write bound of its own beside the engine's, so the
+/// turn in which a log finished (its last line and `end` to 3,000 streams,
+/// `finished` to 3,000 subscribers) wrote to 4,096 sockets. A turn's 2,048
+/// writes are shared by both, and every stream and subscriber still gets
+/// its events, once.
+#[test]
+fn a_turn_shares_its_writes_between_log_streams_and_directory_subscribers() {
+    const EACH: usize = 3_000;
+    raise_own_nofile_limit();
+    let d = Daemon::start(&[]);
+    let id = d.create_log(5);
+    let mut streams = open_followers(&d, &vec![id.clone(); EACH], 250);
+    let mut subs = open_targets(&d, &vec!["/api/events".to_string(); EACH], 250);
+    let finished = format!("event: finished\ndata: {{\"log_id\": \"{id}\"");
+    let mut chunk = [0u8; 16384];
+    let mut open: Vec<usize> = (0..EACH).collect();
+    let mut waiting: Vec<usize> = (0..EACH).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !(open.is_empty() && waiting.is_empty()) && std::time::Instant::now() < deadline {
+        open.retain(|&j| streams[j].take(&mut chunk));
+        waiting.retain(|&j| {
+            assert!(subs[j].take(&mut chunk), "subscriber {j}: closed");
+            !String::from_utf8_lossy(&subs[j].body).contains(&finished)
+        });
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        open.is_empty() && waiting.is_empty(),
+        "after 20 s: {} streams not ended, {} subscribers without `finished`",
+        open.len(),
+        waiting.len()
+    );
+    for (j, s) in streams.iter().enumerate() {
+        let body = String::from_utf8_lossy(&s.body);
+        assert_eq!(
+            body.matches("event: end\n").count(),
+            1,
+            "stream {j}: {body}"
+        );
+        assert!(
+            body.contains("\"reason\": \"finished\""),
+            "stream {j}: {body}"
+        );
+    }
+    for (j, s) in subs.iter().enumerate() {
+        let body = String::from_utf8_lossy(&s.body);
+        assert_eq!(body.matches(&finished).count(), 1, "subscriber {j}: {body}");
+    }
+    let most = d
+        .metric("logcast_turn_writes_max")
+        .expect("turn writes metric");
+    assert!(
+        (1.0..=2048.0).contains(&most),
+        "a turn wrote to {most} sockets: a turn has 2,048 writes, shared"
+    );
 }

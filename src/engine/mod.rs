@@ -33,7 +33,10 @@
 //! file data, looks at most at 512 tails and writes fan-outs and heartbeats
 //! to at most [`TURN_WRITES`] sockets; the rest waits for the next turn (a
 //! fan-out cut there goes on first, and its tail reads nothing new until
-//! every stream has been offered the block).
+//! every stream has been offered the block). The engine keeps the turn's
+//! count of writes, and the directory's subscribers write within the same
+//! ([`Engine::writes_left`], [`Engine::count_writes`]): one turn writes to
+//! at most [`TURN_WRITES`] sockets in all.
 //! Everything a single stream asks of the file beyond that shares one
 //! budget per turn ([`TURN_BUDGET`]): catching up, the scan for where it
 //! starts ([`scan`]: `?tail=n`, a resume point inside a line) and the line
@@ -814,7 +817,23 @@ impl Engine {
 
     /// One turn of engine work: read notifications left over, look at stale
     /// tails, then move queued streams forward; each within its budget.
-    pub fn run(&mut self, now_ms: u64, conns: &mut Slab<Conn>, m: &mut Metrics) {
+    /// `keep_writes` of the turn's writes are left unspent for the rest of
+    /// the reactor (the directory's subscribers, when they have work
+    /// waiting), so that wide fan-outs cannot starve them.
+    pub fn run(
+        &mut self,
+        now_ms: u64,
+        keep_writes: usize,
+        conns: &mut Slab<Conn>,
+        m: &mut Metrics,
+    ) {
+        let kept = keep_writes.min(self.writes_left);
+        self.writes_left -= kept;
+        self.run_within_budgets(now_ms, conns, m);
+        self.writes_left += kept;
+    }
+
+    fn run_within_budgets(&mut self, now_ms: u64, conns: &mut Slab<Conn>, m: &mut Metrics) {
         if self.notify_backlog {
             self.notified();
         }
@@ -840,7 +859,23 @@ impl Engine {
         self.run_seeks(conns);
         self.run_streams(conns, m);
         self.run_counts(conns, m);
-        // The next turn's budget: socket events spend it before the next run.
+    }
+
+    /// What is left of this turn's [`TURN_WRITES`]: the rest of the
+    /// reactor writes within it too.
+    pub fn writes_left(&self) -> usize {
+        self.writes_left
+    }
+
+    /// Counts `n` writes made outside the engine against this turn's.
+    pub fn count_writes(&mut self, n: usize) {
+        self.writes_left = self.writes_left.saturating_sub(n);
+    }
+
+    /// The reactor's turn is over: its figures go to the metrics, and the
+    /// next turn's budgets are whole (socket events spend them before the
+    /// next [`Engine::run`]).
+    pub fn end_turn(&mut self, m: &mut Metrics) {
         m.turn_read_max = m.turn_read_max.max(self.turn_read as u64);
         m.turn_writes += (TURN_WRITES - self.writes_left) as u64;
         self.turn_left = TURN_BUDGET;

@@ -21,10 +21,12 @@
 //! noticed at once when the client leaves, `event: shutdown` on a graceful
 //! stop. One wheel timer serves every subscriber.
 //!
-//! And like a log's fan-out, no turn writes to more than
-//! [`crate::engine::TURN_WRITES`] subscribers: past it, the block's other
-//! subscribers are behind and catch up in the next turns (as many per
-//! turn), and a heartbeat round goes on where it stopped.
+//! The subscribers write within the turn's writes that log streams use
+//! ([`crate::engine::TURN_WRITES`] in all, counted by the engine): they
+//! get what the streams left, and while they have work waiting the streams
+//! leave them at least [`SUBSCRIBERS_SHARE`]. Past it, the block's other
+//! subscribers are behind and catch up in the next turns, and a heartbeat
+//! round goes on where it stopped.
 
 use std::collections::VecDeque;
 
@@ -45,6 +47,10 @@ const CATCHUP_BYTES: usize = 64 * 1024;
 /// The frame buffer keeps at most this capacity between turns.
 const FRAMES_KEEP: usize = 256 * 1024;
 
+/// The turn's writes the engine leaves to subscribers with work waiting,
+/// so that fan-outs wider than a turn cannot starve them.
+const SUBSCRIBERS_SHARE: usize = TURN_WRITES / 8;
+
 /// The connections subscribed to the directory's changes.
 #[derive(Debug, Default)]
 pub(crate) struct Subscribers {
@@ -61,8 +67,9 @@ pub(crate) struct Subscribers {
     work: VecDeque<(usize, u32)>,
     /// A heartbeat round cut at a turn's writes goes on from this index.
     beat_from: Option<usize>,
-    /// Writes (and catch-up steps) since the last [`Server::run_events`]:
-    /// at most [`TURN_WRITES`].
+    /// The turn's writes lent for the work under way
+    /// ([`Subscribers::lend_writes`]), and how many of them it used.
+    writes_lent: usize,
     writes_used: usize,
     /// Found gone or stalled: the server closes them.
     closed: Vec<usize>,
@@ -83,6 +90,36 @@ enum Advance {
 impl Subscribers {
     pub(crate) fn has_work(&self) -> bool {
         !self.work.is_empty() || self.beat_from.is_some()
+    }
+
+    /// Lets the work that follows make `writes` writes (or catch-up steps).
+    fn lend_writes(&mut self, writes: usize) {
+        self.writes_lent = writes;
+        self.writes_used = 0;
+    }
+
+    /// Takes one of the lent writes; `false` when none is left.
+    fn take_write(&mut self) -> bool {
+        if self.writes_used >= self.writes_lent {
+            return false;
+        }
+        self.writes_used += 1;
+        true
+    }
+
+    /// The writes used since [`Subscribers::lend_writes`]; none is left.
+    fn settle_writes(&mut self) -> usize {
+        self.writes_lent = 0;
+        std::mem::take(&mut self.writes_used)
+    }
+
+    /// The turn's writes the engine must leave for them.
+    pub(super) fn writes_to_keep(&self) -> usize {
+        if self.has_work() {
+            SUBSCRIBERS_SHARE
+        } else {
+            0
+        }
     }
 
     fn add(&mut self, key: usize, now_ms: u64, stall_ms: u64) -> usize {
@@ -141,9 +178,7 @@ impl Subscribers {
             };
             let at_start = matches!(conn.role, Role::Events(s) if s.seq == from);
             let ready = conn.writable && !conn.has_output() && !conn.is_closing();
-            let flow = if at_start && ready && !frames.is_empty() && self.writes_used < TURN_WRITES
-            {
-                self.writes_used += 1;
+            let flow = if at_start && ready && !frames.is_empty() && self.take_write() {
                 write_frames(conn, &frames, m)
             } else {
                 Flow::Done
@@ -206,7 +241,8 @@ impl Subscribers {
         if from == 0 {
             self.last_sent_ms = now;
         }
-        for (i, &key) in self.keys.iter().enumerate().skip(from) {
+        for i in from..self.keys.len() {
+            let key = self.keys[i];
             let Some(conn) = conns.get_mut(key) else {
                 continue;
             };
@@ -214,11 +250,10 @@ impl Subscribers {
             if !caught_up || conn.has_output() || !conn.writable || conn.is_closing() {
                 continue;
             }
-            if self.writes_used >= TURN_WRITES {
+            if !self.take_write() {
                 self.beat_from = Some(i);
                 return;
             }
-            self.writes_used += 1;
             if send(conn, sse::KEEPALIVE, m) == Flow::Closed {
                 self.closed.push(key);
             }
@@ -427,6 +462,7 @@ impl Server {
     /// for catch-up (each once: one cannot starve the rest; at most a
     /// turn's writes of them), then a heartbeat round cut short last turn.
     pub(super) fn run_events(&mut self) {
+        self.lend_writes();
         let now = self.now_ms();
         let changes = self.index.changes();
         self.subscribers
@@ -436,13 +472,12 @@ impl Server {
                 .heartbeat(&mut self.conns, &mut self.metrics, now);
         }
         for _ in 0..self.subscribers.work.len() {
-            if self.subscribers.writes_used >= TURN_WRITES {
+            if !self.subscribers.take_write() {
                 break; // the rest stay queued for the next turn
             }
             let Some((key, generation)) = self.subscribers.work.pop_front() else {
                 break;
             };
-            self.subscribers.writes_used += 1;
             let current = self
                 .conns
                 .get(key)
@@ -452,7 +487,18 @@ impl Server {
             }
         }
         self.close_subscribers();
-        self.metrics.turn_writes += std::mem::take(&mut self.subscribers.writes_used) as u64;
+        self.settle_writes();
+    }
+
+    /// Lends the subscribers what is left of the turn's writes.
+    fn lend_writes(&mut self) {
+        self.subscribers.lend_writes(self.engine.writes_left());
+    }
+
+    /// Counts what the subscribers wrote against the turn's writes.
+    fn settle_writes(&mut self) {
+        let used = self.subscribers.settle_writes();
+        self.engine.count_writes(used);
     }
 
     /// The subscribers' wake: heartbeats and stall checks when due.
@@ -463,8 +509,10 @@ impl Server {
         self.subscribers.armed_at = None;
         let heartbeat_ms = self.config.heartbeat_interval_ms;
         if now >= self.subscribers.last_sent_ms + heartbeat_ms {
+            self.lend_writes();
             self.subscribers
                 .heartbeat(&mut self.conns, &mut self.metrics, now);
+            self.settle_writes();
         }
         if now >= self.subscribers.stall_check_ms {
             let stall_ms = self.config.stall_timeout_ms;

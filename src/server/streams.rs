@@ -65,14 +65,20 @@ impl Server {
         self.engine_effects();
     }
 
-    /// The engine's turn: changes noticed, streams with queued work.
+    /// The engine's turn: changes noticed, streams with queued work; then
+    /// the directory's subscribers, with what the engine left of the
+    /// turn's writes (and never less than their share while they have
+    /// work waiting).
     pub(crate) fn run_work(&mut self) {
         let now = self.now_ms();
-        self.engine.run(now, &mut self.conns, &mut self.metrics);
+        let keep = self.subscribers.writes_to_keep();
+        self.engine
+            .run(now, keep, &mut self.conns, &mut self.metrics);
         self.engine_effects();
         self.run_index(now);
         self.run_events();
         self.run_files();
+        self.engine.end_turn(&mut self.metrics);
     }
 
     /// The change-notification descriptor is readable.
