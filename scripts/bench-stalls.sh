@@ -8,11 +8,17 @@
 #   list   the daemon starts on a directory of a million files (the index is
 #          built in steps), then pages through GET /api/logs?limit=10000;
 #   storm  10,000 clients reconnect at once to a big log with Last-Event-ID
-#          (scripts/reconnect_storm.py), each needing a catch-up read.
+#          (scripts/reconnect_storm.py), each needing a catch-up read;
+#   wide   --wide streams of one log that gets 4 lines a second, and as many
+#          GET /api/events subscribers while a log is created or deleted
+#          every 100 ms: fan-outs and directory changes each wider than a
+#          turn's writes, in the same turns (not in the default cases).
 #
 #   scripts/bench-stalls.sh [--gb 4] [--files 1000000] [--clients 10000]
+#                           [--wide 5000] [--seconds 20] [--bin PATH]
 #                           [--cases "tail list storm"] [--keep]
 #
+# --bin runs another logcast binary (an older commit's, for a comparison).
 # Prints one line per case: the probe's max, p99 and p50, and what the case
 # did. The test files live in a temp dir on the same disk as target/ and are
 # removed at the end (--keep keeps them for a rerun: they are reused).
@@ -24,15 +30,18 @@ STARTED=()
 # shellcheck source=scripts/lib.sh
 . "$ROOT/scripts/lib.sh"
 
-GB=4 FILES=1000000 CLIENTS=10000 CASES="tail list storm" KEEP=0
+GB=4 FILES=1000000 CLIENTS=10000 WIDE=5000 SECONDS_WIDE=20 CASES="tail list storm" KEEP=0 BIN=""
 while [ $# -gt 0 ]; do
   case "$1" in
+    --wide) WIDE="$2"; shift 2 ;;
+    --seconds) SECONDS_WIDE="$2"; shift 2 ;;
+    --bin) BIN="$2"; shift 2 ;;
     --gb) GB="$2"; shift 2 ;;
     --files) FILES="$2"; shift 2 ;;
     --clients) CLIENTS="$2"; shift 2 ;;
     --cases) CASES="$2"; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) die "unknown option $1" ;;
   esac
 done
@@ -43,8 +52,9 @@ cleanup() { stop_all; [ "$KEEP" = 1 ] || rm -rf "$WORK"; }
 trap cleanup EXIT
 
 say "building release binaries"
-(cd "$ROOT" && cargo build --release --quiet)
-BIN="$ROOT/target/release/logcast"
+(cd "$ROOT" && cargo build --release --workspace --bins --quiet)
+BIN="${BIN:-$ROOT/target/release/logcast}"
+LOAD="$ROOT/target/release/logcast-load"
 PROBE="python3 $ROOT/scripts/healthz_probe.py"
 
 # probe_while PORT CMD...: runs the prober while CMD runs; prints its line.
@@ -63,7 +73,7 @@ port_of() { echo "${1##*:}"; }
 # The daemon's own view: its longest reactor turn and the most file bytes
 # one turn read (gauges since it started).
 daemon_turns() {
-  curl -s "$LC_URL/metrics" | awk '/^logcast_turn_max_microseconds /{us=$2} /^logcast_turn_read_bytes_max /{b=$2} END {printf "daemon: longest turn %.1f ms, most read in one turn %.2f MiB\n", us/1000, b/1048576}'
+  curl -s "$LC_URL/metrics" | awk '/^logcast_turn_max_microseconds /{us=$2} /^logcast_turn_read_bytes_max /{b=$2} /^logcast_turn_writes_max /{w=$2} END {printf "daemon: longest turn %.1f ms, most read in one turn %.2f MiB, most writes in one turn %d\n", us/1000, b/1048576, w}'
 }
 
 case_tail() {
@@ -141,6 +151,43 @@ case_storm() {
   result="$(probe_while "$port" storm)"
   echo "storm: $CLIENTS clients reconnecting with Last-Event-ID: $result; $(cat "$dir/storm.out")"
   echo "storm: $(daemon_turns)"
+  stop_pid "$LC_PID"
+}
+
+case_wide() {
+  local dir="$WORK/wide"
+  rm -rf "$dir"
+  mkdir -p "$dir/logs"
+  : >"$dir/logs/wide.log"
+  start_logcast "$dir" "" "$BIN"
+  local port; port="$(port_of "$LC_URL")"
+  "$LOAD" --url "$LC_URL/api/events" --streams "$WIDE" --hold $((SECONDS_WIDE + 60)) \
+    --source-addrs 127.0.0.2 >"$dir/events.out" 2>&1 &
+  local subs=$!
+  STARTED+=("$subs")
+  wide() {
+    "$LOAD" --url "$LC_URL/api/logs/wide/stream" --streams "$WIDE" --hold "$SECONDS_WIDE" \
+      --source-addrs 127.0.0.3 --mark-file "$dir/logs/wide.log" --mark-rate 4 \
+      --expect-marks --pid "$LC_PID" >"$dir/streams.out" 2>&1 &
+    local streams=$! i=0
+    while kill -0 "$streams" 2>/dev/null; do
+      : >"$dir/logs/churn-$i.log"
+      sleep 0.1
+      rm -f "$dir/logs/churn-$i.log"
+      sleep 0.1
+      i=$((i + 1))
+    done
+    wait "$streams" || say "wide: the streams' load exited $?"
+    echo "$i" >"$dir/churn.out"
+  }
+  local result
+  result="$(probe_while "$port" wide)"
+  local subscribed
+  subscribed="$(curl -s "$LC_URL/metrics" | awk '/^logcast_streams_open /{print $2}')"
+  echo "wide: $WIDE streams of one log (4 lines/s) beside $WIDE /api/events subscribers, $(cat "$dir/churn.out") logs created and deleted: $result"
+  echo "wide: streams' load: $(grep -E 'latency|marks|p99' "$dir/streams.out" | tr -s ' ' | head -4 | paste -sd ';')"
+  echo "wide: $subscribed streams still open (the subscribers); $(daemon_turns)"
+  stop_pid "$subs"
   stop_pid "$LC_PID"
 }
 
