@@ -67,8 +67,8 @@ impl Server {
 
     /// The engine's turn: changes noticed, streams with queued work; then
     /// the directory's subscribers, with what the engine left of the
-    /// turn's writes (and never less than their share while they have
-    /// work waiting).
+    /// turn's writes (while they have work waiting, the engine leaves them
+    /// their share of what socket events left).
     pub(crate) fn run_work(&mut self) {
         let now = self.now_ms();
         let keep = self.subscribers.writes_to_keep();
