@@ -236,7 +236,7 @@ impl Metrics {
         gauge(
             &mut out,
             "logcast_turn_writes_max",
-            "Most socket writes of fan-outs and heartbeats in one reactor turn of this process (a larger fan-out goes on over the next turns).",
+            "Most socket writes of fan-outs, directory changes and heartbeats in one reactor turn of this process, log streams and /api/events subscribers together (more goes on over the next turns).",
             self.turn_writes_max,
         );
         gauge(
