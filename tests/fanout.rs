@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::followers::{expect_followers, open_followers, Follower};
+use common::followers::{assert_turns_bounded, expect_followers, open_followers, Follower};
 use common::raw::frames;
 use common::{
     append, eventually, make_read_only, raise_own_nofile_limit, write_file, Daemon, SseStream,
@@ -367,9 +367,6 @@ fn sigterm_with_a_stuck_client_still_exits_promptly() {
 // ---------------------------------------------------------------------------
 // Fan-outs wider than a turn (SPEC section 4: no step does unbounded work)
 
-/// Most socket writes one turn makes (the engine's `TURN_WRITES`).
-const TURN_WRITES: f64 = 2048.0;
-
 /// Streams of one log: more than two turns' writes.
 const WIDE: usize = 5_000;
 
@@ -381,18 +378,6 @@ fn wide_log(args: &[&str]) -> (Daemon, std::path::PathBuf, Vec<Follower>) {
     write_file(&path, b"");
     let followers = open_followers(&d, &vec!["wide".to_string(); WIDE], 250);
     (d, path, followers)
-}
-
-/// The most writes one turn made: at most a turn's, and some (so the
-/// fan-outs this test caused were really wider than a turn).
-fn assert_turns_bounded(d: &Daemon, what: &str) {
-    let most = d
-        .metric("logcast_turn_writes_max")
-        .expect("turn writes metric");
-    assert!(
-        (1.0..=TURN_WRITES).contains(&most),
-        "{what}: a turn wrote to {most} sockets (at most {TURN_WRITES})"
-    );
 }
 
 /// Lines to 5,000 streams of one log: no turn writes to more than 2,048

@@ -123,3 +123,19 @@ pub fn expect_followers_within(
 pub fn expect_followers(followers: &mut [Follower], want: &str, what: &str) {
     expect_followers_within(followers, want, what, Duration::from_secs(10));
 }
+
+/// Most socket writes one turn makes, log streams and `/api/events`
+/// subscribers together (the engine's `TURN_WRITES`).
+pub const TURN_WRITES: f64 = 2048.0;
+
+/// The most writes one turn made: at most a turn's, and some (so the
+/// fan-outs the test caused did write).
+pub fn assert_turns_bounded(d: &Daemon, what: &str) {
+    let most = d
+        .metric("logcast_turn_writes_max")
+        .expect("turn writes metric");
+    assert!(
+        (1.0..=TURN_WRITES).contains(&most),
+        "{what}: a turn wrote to {most} sockets (at most {TURN_WRITES})"
+    );
+}
