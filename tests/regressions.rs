@@ -637,9 +637,17 @@ fn a_turn_shares_its_writes_between_log_streams_and_directory_subscribers() {
     const EACH: usize = 3_000;
     raise_own_nofile_limit();
     let d = Daemon::start(&[]);
-    let id = d.create_log(5);
-    let mut streams = open_followers(&d, &vec![id.clone(); EACH], 250);
+    let id = d.create_log(8);
+    // Subscribers first: one that came after the log finished would never
+    // get `finished`. Then the streams, which must be following before the
+    // last line for the two to share turns.
     let mut subs = open_targets(&d, &vec!["/api/events".to_string(); EACH], 250);
+    let mut streams = open_followers(&d, &vec![id.clone(); EACH], 250);
+    let info = d.get(&format!("/api/logs/{id}")).text();
+    assert!(
+        info.contains("\"writing\": true"),
+        "the 8 s log finished before 6,000 connections were open: {info}"
+    );
     let finished = format!("event: finished\ndata: {{\"log_id\": \"{id}\"");
     let mut chunk = [0u8; 16384];
     let mut open: Vec<usize> = (0..EACH).collect();
