@@ -4,7 +4,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::followers::{assert_turns_bounded, open_followers, open_targets};
+use common::followers::{assert_turns_bounded, expect_followers, open_followers, open_targets};
+use common::raw::frames;
 use common::*;
 
 /// `?from=` (or `Last-Event-ID`) past the end of a finished log answered 204,
@@ -684,4 +685,58 @@ fn a_turn_shares_its_writes_between_log_streams_and_directory_subscribers() {
         assert_eq!(body.matches(&finished).count(), 1, "subscriber {j}: {body}");
     }
     assert_turns_bounded(&d, "a log finishing before streams and subscribers");
+}
+
+// ---------------------------------------------------------------------------
+// Rotation while a batch is held.
+
+/// A log with 1,000 streams batches its lines (one read per 100 ms), and
+/// drops its file's watch while a batch is held. When the batch came due
+/// just after the file was renamed away (a rotation, before the new file
+/// was created), the watch could not be set on the missing path, and that
+/// was taken for a full watch table: the tail was polled from then on
+/// (here every 60 s), so after the new file's first line, nothing more
+/// came. The missing file now waits for the directory to name it again,
+/// and the new file is watched once it is read.
+#[test]
+fn a_rotation_while_a_batch_is_held_keeps_watching_the_new_file() {
+    use std::io::Write;
+    const STREAMS: usize = 1_000;
+    raise_own_nofile_limit();
+    let d = Daemon::start(&[
+        "--poll-interval-ms",
+        "60000",
+        "--heartbeat-interval-ms",
+        "600000",
+    ]);
+    let path = d.log_path("rot");
+    write_file(&path, b"");
+    let mut streams = open_followers(&d, &vec!["rot".to_string(); STREAMS], 250);
+    // Three appends within the batch gap: the second is held, and the
+    // third, coming while it is held, drops the file's watch.
+    let mut old = Vec::new();
+    for i in 0..3 {
+        let line = format!("old line {i}\n");
+        append(&path, line.as_bytes());
+        old.extend_from_slice(line.as_bytes());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::fs::rename(&path, d.log_dir.join("rot.log.1")).expect("rename");
+    // The held batch comes due while no file has the name.
+    std::thread::sleep(Duration::from_millis(400));
+    let mut writer = std::fs::OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(&path)
+        .expect("create the new file");
+    let mut new = Vec::new();
+    for i in 0..5 {
+        let line = format!("new line {i}\n");
+        writer.write_all(line.as_bytes()).expect("append");
+        new.extend_from_slice(line.as_bytes());
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let reset = "id: 0\nevent: reset\ndata: {\"offset\": 0}\n\n";
+    let want = frames(&old, 0) + reset + &frames(&new, 0);
+    expect_followers(&mut streams, &want, "1,000 streams of a rotated log");
 }

@@ -681,7 +681,10 @@ impl Engine {
     }
 
     /// Watches tail `key`'s file for appends. Where the watch table is
-    /// full, the tail is polled instead (said once).
+    /// full, the tail is polled instead (said once). A path with no file
+    /// (renamed away mid-rotation, deleted) is not a full table: the
+    /// directory's watch reports the name when it is back, and the look
+    /// that follows watches it ([`Engine::follow_watch`]).
     fn watch_file(&mut self, key: usize) {
         let (Some(watcher), Some(f)) = (&self.watcher, self.tails.get_mut(key)) else {
             return;
@@ -694,6 +697,7 @@ impl Engine {
                 f.watch = Some((wd, f.tail.identity()));
                 self.by_watch.entry(wd).or_default().push(key);
             }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => {
                 f.polled = true;
                 if !std::mem::replace(&mut self.watch_table_full, true) {
@@ -725,8 +729,10 @@ impl Engine {
     }
 
     /// After a look: a tail that now reads another file (a rotation) moves
-    /// its watch there, and looks once more for what was written before
-    /// the new watch was set.
+    /// its watch there, and one left unwatched (its path had no file when
+    /// it was to be watched) is watched again, unless a held batch watches
+    /// it when due; either looks once more for what was written before the
+    /// new watch was set.
     fn follow_watch(&mut self, key: usize) {
         let Some(f) = self.tails.get(key) else {
             return;
@@ -734,10 +740,13 @@ impl Engine {
         let moved = f
             .watch
             .is_some_and(|(_, identity)| identity != f.tail.identity());
-        if moved {
+        let unwatched = f.watch.is_none() && f.batch_due_ms.is_none();
+        if moved || unwatched {
             self.unwatch_file(key);
             self.watch_file(key);
-            self.mark(key, false);
+            if self.tails.get(key).is_some_and(|f| f.watch.is_some()) {
+                self.mark(key, false);
+            }
         }
     }
 
