@@ -124,9 +124,10 @@ fn metric(body: &str, name: &str) -> Option<u64> {
         .and_then(|(_, v)| v.parse().ok())
 }
 
-/// The entries of `dir` whose name starts with `logcast-<pid>`.
+/// The entries of `dir` whose name starts with `logcast-<pid>-`.
 fn state_dirs_in(dir: &Path, pid: u32) -> Vec<PathBuf> {
-    let prefix = format!("logcast-{pid}");
+    // With the dash: pid 103's prefix must not match logcast-1039-...
+    let prefix = format!("logcast-{pid}-");
     std::fs::read_dir(dir)
         .map(|entries| {
             entries
