@@ -85,19 +85,21 @@ fn connections(n: usize) -> (Slab<Conn>, Vec<std::net::TcpStream>) {
     (conns, clients)
 }
 
-/// Reads what every client has received; the bytes, in all.
+/// Reads what every client has received; the fewest bytes one got.
 fn drain(clients: &mut [std::net::TcpStream]) -> usize {
     let mut buf = [0u8; 65536];
-    let mut total = 0;
+    let mut fewest = usize::MAX;
     for c in clients {
+        let mut got = 0;
         while let Ok(n) = c.read(&mut buf) {
             if n == 0 {
                 break;
             }
-            total += n;
+            got += n;
         }
+        fewest = fewest.min(got);
     }
-    total
+    fewest
 }
 
 fn bench_fanout(c: &mut Criterion) {
@@ -138,8 +140,9 @@ fn bench_fanout(c: &mut Criterion) {
         for key in keys {
             engine.attach(&mut conns[key], key, (tail, start, filter.clone()), 0);
         }
-        engine.run(0, 0, &mut conns, &mut metrics);
-        engine.end_turn(&mut metrics);
+        engine.run(0, &mut conns, &mut metrics);
+        engine.end_turn(&mut metrics, 0);
+        drain(&mut clients); // the heads and anything else before the lines
         let mut file = OpenOptions::new().append(true).open(&path).expect("append");
         let line = b"[2026-11-27T18:02:06.123Z] worker 7 served request in 12 ms, cache hit\n";
         g.throughput(Throughput::Elements(streams as u64));
@@ -156,14 +159,14 @@ fn bench_fanout(c: &mut Criterion) {
                         // A fan-out wider than a turn's writes goes on in
                         // the turns that follow.
                         while engine.has_work() {
-                            engine.end_turn(&mut metrics);
-                            engine.run(0, 0, &mut conns, &mut metrics);
+                            engine.end_turn(&mut metrics, 0);
+                            engine.run(0, &mut conns, &mut metrics);
                         }
-                        engine.end_turn(&mut metrics);
+                        engine.end_turn(&mut metrics, 0);
                         total += start.elapsed();
                         assert!(engine.pop_closed().is_none());
-                        // Every stream got the line (and its frame).
-                        assert!(drain(&mut clients) > streams * line.len());
+                        // Every stream got the line (in its frame).
+                        assert!(drain(&mut clients) > line.len());
                     }
                     total
                 })

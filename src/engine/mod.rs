@@ -35,8 +35,9 @@
 //! fan-out cut there goes on first, and its tail reads nothing new until
 //! every stream has been offered the block). The engine keeps the turn's
 //! count of writes, and the directory's subscribers write within the same
-//! ([`Engine::writes_left`], [`Engine::count_writes`]): one turn writes to
-//! at most [`TURN_WRITES`] sockets in all.
+//! ([`Engine::writes_for_others`], [`Engine::count_writes`], a share kept
+//! for them by [`Engine::end_turn`]): one turn writes to at most
+//! [`TURN_WRITES`] sockets in all.
 //! Everything a single stream asks of the file beyond that shares one
 //! budget per turn ([`TURN_BUDGET`]): catching up, the scan for where it
 //! starts ([`scan`]: `?tail=n`, a resume point inside a line) and the line
@@ -257,8 +258,11 @@ pub struct Engine {
     /// Tails whose fan-out (or heartbeat burst) ran out of a turn's writes:
     /// `(key, generation)`, served first in the next turn.
     resumes: VecDeque<(usize, u32)>,
-    /// What is left of this turn's [`TURN_WRITES`].
+    /// What the streams may still write of this turn's [`TURN_WRITES`].
     writes_left: usize,
+    /// The turn's writes kept from the streams for the rest of the reactor
+    /// (`/api/events` subscribers), not yet used.
+    writes_kept: usize,
     /// What is left of this turn's [`TURN_BUDGET`].
     turn_left: usize,
     /// Bytes stream work read this turn (for the metric of the largest).
@@ -320,6 +324,7 @@ impl Engine {
             counts: VecDeque::new(),
             resumes: VecDeque::new(),
             writes_left: TURN_WRITES,
+            writes_kept: 0,
             turn_left: TURN_BUDGET,
             turn_read: 0,
             wakes: Vec::new(),
@@ -826,23 +831,7 @@ impl Engine {
 
     /// One turn of engine work: read notifications left over, look at stale
     /// tails, then move queued streams forward; each within its budget.
-    /// `keep_writes` of the turn's writes are left unspent for the rest of
-    /// the reactor (the directory's subscribers, when they have work
-    /// waiting), so that wide fan-outs cannot starve them.
-    pub fn run(
-        &mut self,
-        now_ms: u64,
-        keep_writes: usize,
-        conns: &mut Slab<Conn>,
-        m: &mut Metrics,
-    ) {
-        let kept = keep_writes.min(self.writes_left);
-        self.writes_left -= kept;
-        self.run_within_budgets(now_ms, conns, m);
-        self.writes_left += kept;
-    }
-
-    fn run_within_budgets(&mut self, now_ms: u64, conns: &mut Slab<Conn>, m: &mut Metrics) {
+    pub fn run(&mut self, now_ms: u64, conns: &mut Slab<Conn>, m: &mut Metrics) {
         if self.notify_backlog {
             self.notified();
         }
@@ -870,26 +859,33 @@ impl Engine {
         self.run_counts(conns, m);
     }
 
-    /// What is left of this turn's [`TURN_WRITES`]: the rest of the
-    /// reactor writes within it too.
-    pub fn writes_left(&self) -> usize {
-        self.writes_left
+    /// The writes of this turn the rest of the reactor may still make:
+    /// those kept for it, and what the streams left.
+    pub fn writes_for_others(&self) -> usize {
+        self.writes_kept + self.writes_left
     }
 
-    /// Counts `n` writes made outside the engine against this turn's.
+    /// Counts `n` writes made outside the engine against this turn's: the
+    /// kept ones first.
     pub fn count_writes(&mut self, n: usize) {
-        self.writes_left = self.writes_left.saturating_sub(n);
+        let from_kept = n.min(self.writes_kept);
+        self.writes_kept -= from_kept;
+        self.writes_left = self.writes_left.saturating_sub(n - from_kept);
     }
 
     /// The reactor's turn is over: its figures go to the metrics, and the
-    /// next turn's budgets are whole (socket events spend them before the
-    /// next [`Engine::run`]).
-    pub fn end_turn(&mut self, m: &mut Metrics) {
+    /// next turn's budgets are whole, with `keep` of its writes kept from
+    /// the streams for the rest of the reactor (so that fan-outs however
+    /// wide, started by timers, socket events or the run, cannot take them
+    /// all). Socket events spend the budgets before the next
+    /// [`Engine::run`].
+    pub fn end_turn(&mut self, m: &mut Metrics, keep: usize) {
         m.turn_read_max = m.turn_read_max.max(self.turn_read as u64);
-        m.turn_writes += (TURN_WRITES - self.writes_left) as u64;
+        m.turn_writes += (TURN_WRITES - self.writes_left - self.writes_kept) as u64;
         self.turn_left = TURN_BUDGET;
         self.turn_read = 0;
-        self.writes_left = TURN_WRITES;
+        self.writes_kept = keep.min(TURN_WRITES);
+        self.writes_left = TURN_WRITES - self.writes_kept;
     }
 
     /// The fan-outs and heartbeat bursts cut short by an earlier turn's

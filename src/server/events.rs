@@ -22,11 +22,11 @@
 //! stop. One wheel timer serves every subscriber.
 //!
 //! The subscribers write within the turn's writes that log streams use
-//! ([`crate::engine::TURN_WRITES`] in all, counted by the engine): they
-//! get what the streams left, and while they have work waiting the streams
-//! leave them at least [`SUBSCRIBERS_SHARE`]. Past it, the block's other
-//! subscribers are behind and catch up in the next turns, and a heartbeat
-//! round goes on where it stopped.
+//! ([`crate::engine::TURN_WRITES`] in all, counted by the engine): while
+//! there are any, [`SUBSCRIBERS_SHARE`] of each turn's writes are kept
+//! for them, and they also get whatever the streams left. Past that, the
+//! block's other subscribers are behind and catch up in the next turns,
+//! and a heartbeat round goes on where it stopped.
 
 use std::collections::VecDeque;
 
@@ -47,8 +47,9 @@ const CATCHUP_BYTES: usize = 64 * 1024;
 /// The frame buffer keeps at most this capacity between turns.
 const FRAMES_KEEP: usize = 256 * 1024;
 
-/// The turn's writes the engine leaves to subscribers with work waiting,
-/// so that fan-outs wider than a turn cannot starve them.
+/// The turn's writes kept for the subscribers while there are any, so
+/// that fan-outs wider than a turn cannot starve them (unused, they cost
+/// a wide fan-out one more turn in eight).
 const SUBSCRIBERS_SHARE: usize = TURN_WRITES / 8;
 
 /// The connections subscribed to the directory's changes.
@@ -113,9 +114,9 @@ impl Subscribers {
         std::mem::take(&mut self.writes_used)
     }
 
-    /// The turn's writes the engine must leave for them.
+    /// The turn's writes the engine must keep for them.
     pub(super) fn writes_to_keep(&self) -> usize {
-        if self.has_work() {
+        if !self.keys.is_empty() {
             SUBSCRIBERS_SHARE
         } else {
             0
@@ -492,7 +493,8 @@ impl Server {
 
     /// Lends the subscribers what is left of the turn's writes.
     fn lend_writes(&mut self) {
-        self.subscribers.lend_writes(self.engine.writes_left());
+        self.subscribers
+            .lend_writes(self.engine.writes_for_others());
     }
 
     /// Counts what the subscribers wrote against the turn's writes.

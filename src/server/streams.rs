@@ -66,19 +66,17 @@ impl Server {
     }
 
     /// The engine's turn: changes noticed, streams with queued work; then
-    /// the directory's subscribers, with what the engine left of the
-    /// turn's writes (while they have work waiting, the engine leaves them
-    /// their share of what socket events left).
+    /// the directory's subscribers, with their share of the turn's writes
+    /// and what the streams left; then the turn's budgets close.
     pub(crate) fn run_work(&mut self) {
         let now = self.now_ms();
-        let keep = self.subscribers.writes_to_keep();
-        self.engine
-            .run(now, keep, &mut self.conns, &mut self.metrics);
+        self.engine.run(now, &mut self.conns, &mut self.metrics);
         self.engine_effects();
         self.run_index(now);
         self.run_events();
         self.run_files();
-        self.engine.end_turn(&mut self.metrics);
+        let keep = self.subscribers.writes_to_keep();
+        self.engine.end_turn(&mut self.metrics, keep);
     }
 
     /// The change-notification descriptor is readable.
