@@ -48,7 +48,13 @@ done
 
 WORK="$ROOT/target/bench-stalls"
 mkdir -p "$WORK"
-cleanup() { stop_all; [ "$KEEP" = 1 ] || rm -rf "$WORK"; }
+# The wide case's streams' load runs inside a subshell (probe_while): its
+# pid is kept in a file for the cleanup.
+cleanup() {
+  [ -f "$WORK/wide/streams.pid" ] && kill -TERM "$(cat "$WORK/wide/streams.pid")" 2>/dev/null
+  stop_all
+  [ "$KEEP" = 1 ] || rm -rf "$WORK"
+}
 trap cleanup EXIT
 
 say "building release binaries"
@@ -154,6 +160,8 @@ case_storm() {
   stop_pid "$LC_PID"
 }
 
+streams_open() { curl -s "$LC_URL/metrics" | awk '/^logcast_streams_open /{v=$2} END {print v+0}'; }
+
 case_wide() {
   local dir="$WORK/wide"
   rm -rf "$dir"
@@ -165,11 +173,20 @@ case_wide() {
     --source-addrs 127.0.0.2 >"$dir/events.out" 2>&1 &
   local subs=$!
   STARTED+=("$subs")
+  # Every subscriber connected before the probe starts.
+  local open=0 tries=0
+  while [ "${open%.*}" -lt "$WIDE" ] && [ "$tries" -lt 300 ]; do
+    sleep 0.1
+    tries=$((tries + 1))
+    open="$(streams_open)"
+  done
+  [ "${open%.*}" -ge "$WIDE" ] || die "wide: only $open of $WIDE subscribers connected"
   wide() {
     "$LOAD" --url "$LC_URL/api/logs/wide/stream" --streams "$WIDE" --hold "$SECONDS_WIDE" \
       --source-addrs 127.0.0.3 --mark-file "$dir/logs/wide.log" --mark-rate 4 \
       --expect-marks --pid "$LC_PID" >"$dir/streams.out" 2>&1 &
     local streams=$! i=0
+    echo "$streams" >"$dir/streams.pid"
     while kill -0 "$streams" 2>/dev/null; do
       : >"$dir/logs/churn-$i.log"
       sleep 0.1
@@ -178,12 +195,19 @@ case_wide() {
       i=$((i + 1))
     done
     wait "$streams" || say "wide: the streams' load exited $?"
+    rm -f "$dir/streams.pid"
     echo "$i" >"$dir/churn.out"
   }
   local result
   result="$(probe_while "$port" wide)"
-  local subscribed
-  subscribed="$(curl -s "$LC_URL/metrics" | awk '/^logcast_streams_open /{print $2}')"
+  # The streams' load has gone: wait for the daemon to close its streams.
+  local subscribed tries=0
+  subscribed="$(streams_open)"
+  while [ "${subscribed%.*}" -gt "$WIDE" ] && [ "$tries" -lt 50 ]; do
+    sleep 0.1
+    tries=$((tries + 1))
+    subscribed="$(streams_open)"
+  done
   echo "wide: $WIDE streams of one log (4 lines/s) beside $WIDE /api/events subscribers, $(cat "$dir/churn.out") logs created and deleted: $result"
   echo "wide: streams' load: $(grep -E 'latency|marks|p99' "$dir/streams.out" | tr -s ' ' | head -4 | paste -sd ';')"
   echo "wide: $subscribed streams still open (the subscribers); $(daemon_turns)"
