@@ -17,6 +17,13 @@
 //!   relative to the descriptor, so replacing a component of its path later
 //!   changes nothing; they are opened with `O_NOFOLLOW` and created with
 //!   mode 0600 (a worker opens its files once, and rewrites them in place).
+//!
+//! A supervisor removes its directory when it stops, but one killed with
+//! SIGKILL cannot. So each new one first removes, in its base, the state
+//! directories of processes that are gone: named as this file names them,
+//! ours and mode 0700 (a directory anyone else could have made or entered
+//! is left alone), quiet for [`LEFTOVER_QUIET`], and no more than
+//! [`SWEEP_MAX`] names looked at per start.
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -31,6 +38,14 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 /// Names tried before giving up (a collision of 64 random bits means
 /// something else is going on).
 const ATTEMPTS: usize = 8;
+
+/// Most names of a base looked at for leftovers at one start.
+const SWEEP_MAX: usize = 4096;
+
+/// A leftover is removed only when nothing in it changed for this long:
+/// a living supervisor's workers rewrite their files every second, and
+/// one in another pid namespace (sharing the base) looks gone from here.
+const LEFTOVER_QUIET: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Where the state directory may be made, in order of preference.
 const BASE_VARS: [&str; 2] = ["RUNTIME_DIRECTORY", "XDG_RUNTIME_DIR"];
@@ -58,6 +73,14 @@ impl StateDir {
     }
 
     fn make(base: &Path, base_dir: &File) -> Result<StateDir, String> {
+        let removed = sweep_leftovers(base, base_dir);
+        if removed > 0 {
+            log::info!(
+                "removed {removed} state director{} in {} left by processes that are gone",
+                if removed == 1 { "y" } else { "ies" },
+                base.display()
+            );
+        }
         for _ in 0..ATTEMPTS {
             let name = format!(
                 "logcast-{}-{:016x}",
@@ -163,11 +186,85 @@ impl StateDir {
         std::fs::remove_dir(&self.path)
     }
 
+    /// Whether neither the directory nor any file in it changed for
+    /// `quiet` (a file whose time cannot be read counts as changed).
+    fn quiet_for(&self, quiet: std::time::Duration) -> bool {
+        let old = |meta: io::Result<std::fs::Metadata>| {
+            meta.and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= quiet)
+        };
+        let Ok(files) = std::fs::read_dir(&self.path) else {
+            return false;
+        };
+        old(self.dir.metadata())
+            && files
+                .take(SWEEP_MAX)
+                .all(|f| f.is_ok_and(|f| old(f.metadata())))
+    }
+
     /// Removes the directory and what is in it (symlinks are removed, not
     /// followed).
     pub fn remove_all(&self) -> io::Result<()> {
         std::fs::remove_dir_all(&self.path)
     }
+}
+
+/// Removes the state directories in `base` of processes that are gone;
+/// returns how many. Failures only leave a directory where it was.
+fn sweep_leftovers(base: &Path, base_dir: &File) -> usize {
+    let Ok(names) = std::fs::read_dir(base) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in names.take(SWEEP_MAX).flatten() {
+        let name = entry.file_name();
+        let Some(pid) = leftover_pid(&name) else {
+            continue;
+        };
+        if pid == std::process::id() || process_alive(pid) {
+            continue;
+        }
+        let Ok(dir) = open_dir(base_dir, name.as_bytes()) else {
+            continue;
+        };
+        let state = StateDir {
+            path: base.join(&name),
+            dir: Arc::new(dir),
+        };
+        // Ours and closed to others: nobody else can have put anything in.
+        if state.check().is_ok() && state.quiet_for(LEFTOVER_QUIET) && state.remove_all().is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// The pid in a state directory's name, `logcast-<pid>-<16 hex digits>`.
+fn leftover_pid(name: &OsStr) -> Option<u32> {
+    let rest = name.to_str()?.strip_prefix("logcast-")?;
+    let (pid, random) = rest.split_once('-')?;
+    let hex = random.len() == 16 && random.bytes().all(|b| b.is_ascii_hexdigit());
+    if !hex || pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Whether process `pid` exists (one of another user's counts: signalling
+/// it is refused, not unknown).
+fn process_alive(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    !matches!(
+        rustix::process::test_kill_process(pid),
+        Err(rustix::io::Errno::SRCH)
+    )
 }
 
 /// The first acceptable base: `$RUNTIME_DIRECTORY`, `$XDG_RUNTIME_DIR`

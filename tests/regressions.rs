@@ -740,3 +740,78 @@ fn a_rotation_while_a_batch_is_held_keeps_watching_the_new_file() {
     let want = frames(&old, 0) + reset + &frames(&new, 0);
     expect_followers(&mut streams, &want, "1,000 streams of a rotated log");
 }
+
+// ---------------------------------------------------------------------------
+// State directories of daemons that are gone.
+
+/// A supervisor killed with SIGKILL (an OOM kill, a crash, `kill -9`)
+/// cannot remove its state directory, and nothing else did: this machine
+/// had 928 of them in /tmp. The next start removes those of processes that
+/// are gone, and only those: ours, mode 0700, named as a state directory
+/// is, nothing in them changed for ten minutes; a living process's
+/// directory and anything else are left alone.
+#[test]
+fn a_dead_supervisors_state_directory_is_removed_at_the_next_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let (logs, xdg) = (temp_dir("sweep-logs"), temp_dir("sweep-xdg"));
+    let _cleanup = RemoveOnDrop(vec![logs.clone(), xdg.clone()]);
+    std::fs::set_permissions(&xdg, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let mut gone = std::process::Command::new("true")
+        .spawn()
+        .expect("spawn true");
+    let dead = gone.id();
+    gone.wait().expect("wait for true");
+    // Written an hour ago, as a killed supervisor's would be by now.
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let state_dir = |name: &str, mode: u32| {
+        let dir = xdg.join(name);
+        std::fs::create_dir(&dir).expect("mkdir");
+        let file = std::fs::File::create(dir.join("connections")).expect("create");
+        file.set_modified(an_hour_ago).expect("set mtime");
+        std::fs::File::open(&dir)
+            .and_then(|d| d.set_modified(an_hour_ago))
+            .expect("set the directory's mtime");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        dir
+    };
+    let leftover = state_dir(&format!("logcast-{dead}-0123456789abcdef"), 0o700);
+    let living = state_dir(
+        &format!("logcast-{}-0123456789abcdef", std::process::id()),
+        0o700,
+    );
+    let open_to_others = state_dir(&format!("logcast-{dead}-fedcba9876543210"), 0o755);
+    let other_name = state_dir(&format!("logcast-{dead}-notours"), 0o700);
+    // Gone from here, but written a moment ago: perhaps a supervisor in
+    // another pid namespace that shares this directory.
+    let recent = xdg.join(format!("logcast-{dead}-00000000000000aa"));
+    std::fs::create_dir(&recent).expect("mkdir");
+    std::fs::write(recent.join("connections"), b"3\n").expect("write");
+    std::fs::set_permissions(&recent, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+
+    let how = Launch {
+        env: vec![("XDG_RUNTIME_DIR".into(), xdg.to_string_lossy().into_owned())],
+        ..Launch::default()
+    };
+    let (mut d, stderr) =
+        Daemon::launch(&logs, &["--workers", "2"], &how).unwrap_or_else(|why| panic!("{why}"));
+    let own = format!("logcast-{}-", d.pid());
+    let started = eventually(Duration::from_secs(5), || {
+        entries(&xdg).iter().any(|n| n.starts_with(&own))
+    });
+    assert!(
+        started,
+        "no state directory of its own: {:?}",
+        entries(&xdg)
+    );
+    assert!(
+        !leftover.exists(),
+        "the dead supervisor's state directory is still there: {:?}; stderr {}",
+        entries(&xdg),
+        stderr.text()
+    );
+    for kept in [&living, &open_to_others, &other_name, &recent] {
+        assert!(kept.exists(), "{} was removed", kept.display());
+    }
+    assert!(living.join("connections").exists());
+    let _ = d.terminate(Duration::from_secs(10));
+}
