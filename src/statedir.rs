@@ -73,7 +73,7 @@ impl StateDir {
     }
 
     fn make(base: &Path, base_dir: &File) -> Result<StateDir, String> {
-        let removed = sweep_leftovers(base, base_dir);
+        let removed = sweep_leftovers(base);
         if removed > 0 {
             log::info!(
                 "removed {removed} state director{} in {} left by processes that are gone",
@@ -213,7 +213,7 @@ impl StateDir {
 
 /// Removes the state directories in `base` of processes that are gone;
 /// returns how many. Failures only leave a directory where it was.
-fn sweep_leftovers(base: &Path, base_dir: &File) -> usize {
+fn sweep_leftovers(base: &Path) -> usize {
     let Ok(names) = std::fs::read_dir(base) else {
         return 0;
     };
@@ -226,15 +226,12 @@ fn sweep_leftovers(base: &Path, base_dir: &File) -> usize {
         if pid == std::process::id() || process_alive(pid) {
             continue;
         }
-        let Ok(dir) = open_dir(base_dir, name.as_bytes()) else {
+        // Opened and checked as a worker opens its supervisor's: ours and
+        // closed to others, so nobody else can have put anything in.
+        let Ok(state) = StateDir::open(&base.join(&name)) else {
             continue;
         };
-        let state = StateDir {
-            path: base.join(&name),
-            dir: Arc::new(dir),
-        };
-        // Ours and closed to others: nobody else can have put anything in.
-        if state.check().is_ok() && state.quiet_for(LEFTOVER_QUIET) && state.remove_all().is_ok() {
+        if state.quiet_for(LEFTOVER_QUIET) && state.remove_all().is_ok() {
             removed += 1;
         }
     }
